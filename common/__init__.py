@@ -1,0 +1,4 @@
+"""Small helpers both tiers use and that carry no policy: strict TOML config, secrets, logs.
+
+Nothing here opens a connection; nothing here knows about WeChat or the relay.
+"""

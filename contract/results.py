@@ -1,0 +1,85 @@
+"""Acknowledgements: the ``results`` list of a push answer and of a pull-mode ack.
+
+An event is acknowledged only when its id appears here with status ``accepted`` or
+``duplicate``; anything else means "retry later" (relay-contract.md, "Push mode").
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, TypedDict
+
+from contract.errors import ContractError, MalformedPayload
+from contract.events import EVENT_ID_RE, Envelope, parse_envelope
+
+Status = Literal["accepted", "duplicate"]
+STATUSES: frozenset[str] = frozenset({"accepted", "duplicate"})
+MAX_BATCH = 100
+MAX_REPLY_CHARS = 2048
+
+
+class Reply(TypedDict):
+    """A passive reply the sidecar wants shown to the WeChat user (text only)."""
+
+    type: Literal["text"]
+    content: str
+
+
+class Result(TypedDict):
+    id: str
+    status: Status
+    reply: Reply | None
+
+
+def text_reply(content: str) -> Reply:
+    return Reply(type="text", content=content)
+
+
+def parse_reply(obj: Any) -> Reply | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict) or obj.get("type") != "text":
+        raise ContractError("reply must be null or {\"type\": \"text\", \"content\": ...}")
+    content = obj.get("content")
+    if not isinstance(content, str) or len(content) > MAX_REPLY_CHARS:
+        raise ContractError(f"reply content must be a string of at most {MAX_REPLY_CHARS} chars")
+    return text_reply(content)
+
+
+def parse_results(obj: Any) -> list[Result]:
+    """Validate ``{"results": [...]}``; raise ContractError on any entry that breaks the shape."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("results"), list):
+        raise MalformedPayload("body must be an object with a 'results' list")
+    results: list[Result] = []
+    for entry in obj["results"]:
+        if not isinstance(entry, dict):
+            raise MalformedPayload("each result must be an object")
+        event = entry.get("id")
+        if not isinstance(event, str) or not EVENT_ID_RE.match(event):
+            raise MalformedPayload("result id must be evt_ + 32 hex digits")
+        if entry.get("status") not in STATUSES:
+            raise MalformedPayload(f"result status for {event} must be accepted or duplicate")
+        results.append(Result(id=event, status=entry["status"], reply=parse_reply(entry.get("reply"))))
+    return results
+
+
+def parse_events(obj: Any) -> list[Envelope]:
+    """Validate ``{"events": [...]}`` (a push body or a lease answer)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("events"), list):
+        raise MalformedPayload("body must be an object with an 'events' list")
+    if len(obj["events"]) > MAX_BATCH:
+        raise MalformedPayload(f"at most {MAX_BATCH} events per request")
+    return [parse_envelope(event) for event in obj["events"]]
+
+
+def load_json(body: bytes) -> Any:
+    """Decode a relay body; bad UTF-8 or JSON becomes MalformedPayload, never a bare ValueError."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedPayload(f"body is not UTF-8 JSON: {exc.__class__.__name__}") from None
+
+
+def dump_json(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, the byte string that gets signed."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
