@@ -1,0 +1,192 @@
+"""Gateway configuration: frozen dataclasses read from ``gateway.toml`` (interfaces.md).
+
+The gateway's config has no place for an AppSecret: it holds the callback Token and
+EncodingAESKey (which only authenticate and decrypt what WeChat sends) and the relay secrets.
+``tests/gateway/test_split.py`` fails if a key that looks like an app secret appears here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from common.config import Secret, Section, load, parse_listen
+from contract import secret_problem
+
+AccountKind = Literal["mp", "wecom"]
+RelayMode = Literal["push", "pull"]
+
+ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
+TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 64 * 1024
+    shutdown_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    path: Path
+    retention_s: int = 7 * 24 * 3600  # acknowledged events are pruned after this
+    dedupe_keep_s: int = 48 * 3600  # dedupe keys outlive WeChat's retry window by far
+    commit_window_ms: float = 2.0  # how long a group commit waits for companions
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    mode: RelayMode
+    secrets: tuple[Secret, ...]
+    push_url: str = ""
+    pull_host: str = "127.0.0.1"
+    pull_port: int = 8090
+    batch_max: int = 100
+    timeout_s: float = 10.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 60.0
+    lease_s: int = 30
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    name: str
+    kind: AccountKind
+    app_id: str  # WeCom: the corp id, which is the receiveid trailing every plaintext
+    token: Secret
+    encoding_aes_key: Secret | None
+    require_encryption: bool = False
+    max_clock_skew_s: int = 300
+    reply_budget_s: float = 3.0
+    legacy_path: bool = False
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    server: ServerConfig
+    spool: SpoolConfig
+    relay: RelayConfig
+    accounts: tuple[AccountConfig, ...]
+    log_level: str = "info"
+    by_name: dict[str, AccountConfig] = field(default_factory=dict, compare=False, repr=False)
+
+    def account(self, name: str) -> AccountConfig | None:
+        return self.by_name.get(name)
+
+    def legacy_account(self) -> AccountConfig | None:
+        return next((a for a in self.accounts if a.legacy_path), None)
+
+
+def load_config(path: Path | str) -> GatewayConfig:
+    """Read and validate ``gateway.toml``; raise ``common.config.ConfigError`` listing problems."""
+    return load(Path(path), _build)
+
+
+def _build(root: Section) -> GatewayConfig:
+    log_level = root.text("log_level", "info", choices=("debug", "info", "warning", "error"))
+    server = _server(root.table("server", required=True))
+    spool = _spool(root.table("spool", required=True))
+    relay = _relay(root.table("relay", required=True))
+    accounts = tuple(_account(s) for s in root.tables("accounts", required=True))
+    names = [a.name for a in accounts]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        root.problems.append(f"accounts: name {name!r} is used twice")
+    if root.has("accounts") and not accounts:
+        root.problems.append("accounts: at least one [[accounts]] table is required")
+    if sum(a.legacy_path for a in accounts) > 1:
+        root.problems.append("accounts: legacy_path = true may be set on one account only")
+    return GatewayConfig(server, spool, relay, accounts, log_level, {a.name: a for a in accounts})
+
+
+def _server(s: Section) -> ServerConfig:
+    host, port = parse_listen(s, "listen", "127.0.0.1:8080")
+    return ServerConfig(
+        host=host,
+        port=port,
+        max_body_bytes=s.integer("max_body_bytes", 64 * 1024, min=1024, max=4 * 1024 * 1024),
+        shutdown_timeout_s=s.number("shutdown_timeout_s", 10.0, min=0.1, max=120),
+    )
+
+
+def _spool(s: Section) -> SpoolConfig:
+    return SpoolConfig(
+        path=s.path("path"),
+        retention_s=s.integer("retention_s", 7 * 24 * 3600, min=0),
+        dedupe_keep_s=s.integer("dedupe_keep_s", 48 * 3600, min=24 * 3600),
+        commit_window_ms=s.number("commit_window_ms", 2.0, min=0, max=50),
+    )
+
+
+def _relay(s: Section) -> RelayConfig:
+    mode = s.text("mode", "push", choices=("push", "pull"))
+    secrets = s.secret_list("secrets")
+    for i, secret in enumerate(secrets if isinstance(secrets, list) else []):
+        problem = secret_problem(secret.reveal())
+        if problem:
+            s.problem(f"secrets[{i}]", problem)
+    push_url = s.text("push_url", "")
+    if mode == "push" and not push_url:
+        s.problem("push_url", "is required when mode = \"push\"")
+    if push_url and not re.match(r"^https?://[^/\s]+", push_url):
+        s.problem("push_url", "must be an http:// or https:// URL")
+    pull_host, pull_port = parse_listen(s, "pull_listen", "127.0.0.1:8090")
+    return RelayConfig(
+        mode=mode,
+        secrets=tuple(secrets) if isinstance(secrets, list) else (),
+        push_url=push_url,
+        pull_host=pull_host,
+        pull_port=pull_port,
+        batch_max=s.integer("batch_max", 100, min=1, max=100),
+        timeout_s=s.number("timeout_s", 10.0, min=0.1, max=300),
+        backoff_initial_s=s.number("backoff_initial_s", 0.5, min=0.01, max=60),
+        backoff_max_s=s.number("backoff_max_s", 60.0, min=0.1, max=3600),
+        lease_s=s.integer("lease_s", 30, min=1, max=3600),
+    )
+
+
+def _account(s: Section) -> AccountConfig:
+    name = s.text("name")
+    if isinstance(name, str) and not ACCOUNT_NAME_RE.match(name):
+        s.problem("name", "must be 1-32 characters of letters, digits, _ or -")
+    kind = s.text("kind", choices=("mp", "wecom"))
+    app_id = s.text("app_id")
+    token = s.secret("token")
+    if isinstance(token, Secret) and not TOKEN_RE.match(token.reveal()):
+        s.problem("token", "must be 3-32 letters or digits (WeChat's rule)")
+    aes_key = s.secret("encoding_aes_key", None)
+    if isinstance(aes_key, Secret) and not AES_KEY_RE.match(aes_key.reveal()):
+        s.problem("encoding_aes_key", "must be 43 characters [A-Za-z0-9]")
+    require_encryption = s.boolean("require_encryption", False)
+    if kind == "wecom" and aes_key is None:
+        s.problem("encoding_aes_key", "is required for WeCom accounts (callbacks are always encrypted)")
+    if require_encryption and aes_key is None:
+        s.problem("encoding_aes_key", "is required when require_encryption = true")
+    legacy_path = s.boolean("legacy_path", False)
+    if legacy_path and kind != "mp":
+        s.problem("legacy_path", "is only for MP accounts (BlueKing's mp/callback path)")
+    return AccountConfig(
+        name=name if isinstance(name, str) else "",
+        kind=kind if kind in ("mp", "wecom") else "mp",
+        app_id=app_id if isinstance(app_id, str) else "",
+        token=token if isinstance(token, Secret) else Secret("invalid"),
+        encoding_aes_key=aes_key if isinstance(aes_key, Secret) else None,
+        require_encryption=require_encryption,
+        max_clock_skew_s=s.integer("max_clock_skew", 300, min=0, max=86400),
+        reply_budget_s=s.number("reply_budget", 3.0, min=0, max=4.5),
+        legacy_path=legacy_path,
+    )
+
+
+__all__ = [
+    "AccountConfig",
+    "GatewayConfig",
+    "RelayConfig",
+    "ServerConfig",
+    "SpoolConfig",
+    "load_config",
+]
