@@ -51,6 +51,7 @@ class RelayConfig:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 60.0
     lease_s: int = 30
+    ready_max_lag_s: float = 600.0  # /readyz fails when the oldest unacknowledged event is older
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def _relay(s: Section) -> RelayConfig:
         backoff_initial_s=s.number("backoff_initial_s", 0.5, min=0.01, max=60),
         backoff_max_s=s.number("backoff_max_s", 60.0, min=0.1, max=3600),
         lease_s=s.integer("lease_s", 30, min=1, max=3600),
+        ready_max_lag_s=s.number("ready_max_lag_s", 600.0, min=1, max=7 * 24 * 3600),
     )
 
 
