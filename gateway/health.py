@@ -1,0 +1,57 @@
+"""Operational endpoints: ``/healthz`` (alive), ``/readyz`` (can take traffic), ``/metrics``.
+
+``/readyz`` answers 503 with a one-line reason when callbacks could not be committed (spool not
+writable) or when events pile up unrelayed (oldest unacknowledged event older than
+``relay.ready_max_lag_s``, or the relay reports itself unhealthy): a load balancer should then
+send WeChat elsewhere, and an operator should look.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.keys import CONFIG, METRICS, RELAY, SPOOL
+from gateway.metrics import CONTENT_TYPE_LATEST
+
+__all__ = ["setup_health"]
+
+
+def setup_health(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up and its event loop answers; nothing more is claimed."""
+    return web.Response(text="ok", content_type="text/plain")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    problem = await _readiness_problem(request.app)
+    if problem:
+        return web.Response(status=503, text=problem, content_type="text/plain")
+    return web.Response(text="ready", content_type="text/plain")
+
+
+async def _readiness_problem(app: web.Application) -> str:
+    spool = app[SPOOL]
+    if not await spool.writable():
+        return "spool is not writable"
+    lag = spool.stats().oldest_unacked_age_s
+    max_lag = app[CONFIG].relay.ready_max_lag_s
+    if lag > max_lag:
+        return f"relay lag {lag:.0f} s is over {max_lag:.0f} s"
+    healthy, reason = app[RELAY].healthy()
+    return "" if healthy else f"relay unhealthy: {reason}"
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text; the spool gauges are refreshed here so a scrape never reads stale depth."""
+    registry = request.app[METRICS]
+    stats = request.app[SPOOL].stats()
+    registry.spool_depth.set(stats.depth)
+    registry.oldest_unacked_age.set(stats.oldest_unacked_age_s)
+    response = web.Response(body=registry.render())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
