@@ -1,0 +1,1 @@
+"""The intranet tier: the only holder of WeChat credentials (see docs/DEVELOPING.md)."""

@@ -1,0 +1,169 @@
+"""The sidecar's aiohttp application: typed state, lifecycle, middleware, health endpoints.
+
+``create_app(config)`` is synchronous and side-effect free. Resources are cleanup contexts, one
+each, in dependency order: store → HTTP session → (features' contexts, e.g. token manager, relay
+pull client). App state lives under the typed ``web.AppKey`` constants below.
+
+Features plug in with one import and one call in :func:`create_app`: each feature module
+exposes ``setup(app: web.Application) -> None`` that adds its routes, cleanup contexts (which
+run after the core ones, so STORE and HTTP are ready) and dispatcher handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from common import logs
+from sidecar.config import SidecarConfig
+from sidecar.errors import SidecarError, StoreError
+from sidecar.metrics import CONTENT_TYPE_LATEST, SidecarMetrics
+from sidecar.store import Store, open_store
+
+log = logging.getLogger("sidecar.app")
+
+Clock = Callable[[], float]
+SessionFactory = Callable[[], aiohttp.ClientSession]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CONFIG = web.AppKey("config", SidecarConfig)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+METRICS = web.AppKey("metrics", SidecarMetrics)
+STORE: web.AppKey[Store] = web.AppKey("store")
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+HTTP_FACTORY: web.AppKey[SessionFactory] = web.AppKey("http_factory")
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def create_app(
+    config: SidecarConfig,
+    *,
+    clock: Clock = time.time,
+    http_session_factory: SessionFactory | None = None,
+) -> web.Application:
+    """Build the application; nothing is opened until the app starts."""
+    app = web.Application(
+        middlewares=[request_context_middleware, error_middleware],
+        client_max_size=config.server.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[CLOCK] = clock
+    app[METRICS] = SidecarMetrics()
+    app[HTTP_FACTORY] = http_session_factory or (lambda: default_http_session(config))
+    app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(http_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    # Features, one line each (their cleanup contexts follow the core ones above).
+    return app
+
+
+def default_http_session(config: SidecarConfig) -> aiohttp.ClientSession:
+    """The one outbound session: honours HTTPS_PROXY/NO_PROXY (trust_env) and always times out."""
+    return aiohttp.ClientSession(
+        trust_env=True,
+        timeout=aiohttp.ClientTimeout(total=config.wechat.timeout_s),
+        raise_for_status=False,
+    )
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = await open_store(app[CONFIG].store)
+    app[STORE] = store
+    log.info("store opened", extra={"store": repr(store), "schema_version": await store.schema_version()})
+    try:
+        yield
+    finally:
+        await store.close()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    session = app[HTTP_FACTORY]()
+    app[HTTP] = session
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the store answers (it is migrated once open)."""
+    try:
+        await request.app[STORE].ping()
+    except StoreError as exc:
+        return web.json_response({"status": "unavailable", "reason": exc.detail}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request id for logs and the response; one JSON access line (path only: queries carry secrets)."""
+    incoming = request.headers.get("X-Request-Id", "")
+    rid = incoming if REQUEST_ID_RE.match(incoming) else logs.new_request_id()
+    token = logs.request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = rid
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = rid
+        raise
+    finally:
+        route = _route_name(request)
+        request.app[METRICS].http_requests.labels(route, str(status)).inc()
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "route": route,
+                "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        logs.request_id.reset(token)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map SidecarError to its status with a short JSON reason; never a traceback to the client.
+
+    Features with their own answer format (the BlueKing envelope) catch their errors themselves;
+    this is the one mapping for everything else.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except SidecarError as exc:
+        log.warning("request failed", extra={"error": type(exc).__name__, "reason": exc.detail})
+        return web.json_response({"error": exc.reason, "detail": exc.detail}, status=exc.status)
+    except Exception:
+        log.exception("unhandled error")
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"

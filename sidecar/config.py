@@ -1,0 +1,427 @@
+"""Sidecar configuration: frozen dataclasses read from ``sidecar.toml`` (interfaces.md).
+
+Only this tier holds AppSecrets, so every secret is a :class:`common.config.Secret` (literal,
+``{ env = "VAR" }`` or ``{ file = "path" }``) and never appears in a repr. Unknown keys fail.
+
+Template field mapping (MP accounts, ``template_fields``)
+    WeChat stopped showing ``first`` and ``remark`` on 2023-05-04 and truncates each field (20
+    characters for ``thing``). BlueKing's historical layout (first/keyword1/keyword2/remark)
+    therefore shows only the message and the date today. The default mapping, preset
+    ``"default"``, suits templates picked from today's library::
+
+        template_fields = { thing1 = "heading", thing2 = "message", time3 = "date" }
+
+    Write your own table when your template's keys differ (the keys are shown in the MP admin
+    console next to the template); the values are BlueKing message fields: ``heading``,
+    ``message``, ``date``, ``remark``. ``template_fields = "bk_legacy"`` selects BlueKing's own
+    mapping ``{first = "heading", keyword1 = "message", keyword2 = "date", remark = "remark"}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from common.config import Network, Secret, Section, load, parse_listen, parse_networks
+from contract import secret_problem
+
+AccountKind = Literal["mp", "wecom"]
+RelayMode = Literal["push", "pull"]
+TokenMode = Literal["stable", "classic"]
+Identity = Literal["link", "bk_login", "header"]
+WecomLogin = Literal["qrconnect", "wwlogin"]
+
+ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+APP_CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TEMPLATE_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+URL_RE = re.compile(r"^https?://[^/\s]+")
+BK_FIELDS: tuple[str, ...] = ("heading", "message", "date", "remark")
+
+TEMPLATE_PRESETS: dict[str, tuple[tuple[str, str], ...]] = {
+    "default": (("thing1", "heading"), ("thing2", "message"), ("time3", "date")),
+    "bk_legacy": (("first", "heading"), ("keyword1", "message"), ("keyword2", "date"), ("remark", "remark")),
+}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8081
+    public_url: str = "http://127.0.0.1:8081"  # base of redirect URIs and links shown to users
+    max_body_bytes: int = 1024 * 1024
+    shutdown_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str
+    path: Path  # the SQLite file the url names, resolved against the config file's folder
+    busy_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    mode: RelayMode
+    secrets: tuple[Secret, ...]
+    pull_url: str = ""
+    timeout_s: float = 10.0
+    lease_wait_s: int = 25  # long-poll wait asked of the gateway
+    lease_max: int = 100
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class WeChatConfig:
+    mp_api: str = "https://api.weixin.qq.com"
+    wecom_api: str = "https://qyapi.weixin.qq.com"
+    timeout_s: float = 10.0  # every outbound call; intranets reach WeChat through HTTPS_PROXY
+    retry_attempts: int = 3  # bounded tries for -1/45009/network errors on repeat-safe calls
+    retry_backoff_s: float = 0.5  # first backoff; doubles per try, with jitter
+    token_margin_s: int = 300  # refresh this long before expiry (WeChat's old/new overlap is 5 min)
+    send_concurrency: int = 8  # concurrent template sends per request
+
+
+@dataclass(frozen=True)
+class MpAccount:
+    name: str
+    app_id: str
+    app_secret: Secret
+    template_id: str
+    token_mode: TokenMode = "stable"  # noqa: S105 - a mode name, not a secret
+    template_fields: tuple[tuple[str, str], ...] = TEMPLATE_PRESETS["default"]
+    default: bool = False
+    kind: Literal["mp"] = "mp"
+
+    @property
+    def token_key(self) -> str:
+        """The TokenStore key: one token per app id, shared by every account naming it."""
+        return f"mp:{self.app_id}"
+
+    def fields(self) -> dict[str, str]:
+        """Template key → BlueKing field (heading, message, date, remark)."""
+        return dict(self.template_fields)
+
+
+@dataclass(frozen=True)
+class WecomAccount:
+    name: str
+    corp_id: str
+    corp_secret: Secret
+    agent_id: int
+    default: bool = False
+    kind: Literal["wecom"] = "wecom"
+
+    @property
+    def token_key(self) -> str:
+        """WeCom issues one token per (corp id, secret); the secret enters only as a short hash."""
+        digest = hashlib.sha256(self.corp_secret.reveal().encode("utf-8")).hexdigest()[:16]
+        return f"wecom:{self.corp_id}:{digest}"
+
+
+AccountConfig = MpAccount | WecomAccount
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """An intranet caller of the send API (a BlueKing app code and its secret)."""
+
+    app_code: str
+    app_secret: Secret
+    may_get_token: bool = False  # may read access tokens (central-control endpoint)
+    may_refresh_token: bool = False  # may force a token refresh
+
+
+@dataclass(frozen=True)
+class BindingConfig:
+    enabled: bool = True
+    identity: Identity = "link"
+    bk_login_url: str = ""
+    user_header: str = "X-Remote-User"
+    trusted_proxies: tuple[Network, ...] = ()
+    qr_ttl_s: int = 600
+    link_ttl_s: int = 600
+    wecom_login: WecomLogin = "qrconnect"
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    store_bodies: bool = False
+    retention_s: int = 90 * 24 * 3600  # 0 keeps audit records forever
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    server: ServerConfig
+    store: StoreConfig
+    relay: RelayConfig
+    wechat: WeChatConfig
+    accounts: tuple[AccountConfig, ...]
+    clients: tuple[ClientConfig, ...] = ()
+    binding: BindingConfig = BindingConfig()
+    audit: AuditConfig = AuditConfig()
+    log_level: str = "info"
+    by_name: dict[str, AccountConfig] = field(default_factory=dict, compare=False, repr=False)
+
+    def account(self, name: str) -> AccountConfig | None:
+        return self.by_name.get(name)
+
+    def default_account(self) -> AccountConfig:
+        """The account behind the BlueKing-compatible paths (validated to exist)."""
+        return next((a for a in self.accounts if a.default), self.accounts[0])
+
+    def default_of_kind(self, kind: AccountKind) -> AccountConfig | None:
+        """The default account if it is of ``kind``, else the first account of ``kind``.
+
+        ``send_mp_weixin`` and ``send_qy_weixin`` name a kind, not an account.
+        """
+        default = self.default_account()
+        if default.kind == kind:
+            return default
+        return next((a for a in self.accounts if a.kind == kind), None)
+
+    def client(self, app_code: str) -> ClientConfig | None:
+        return next((c for c in self.clients if c.app_code == app_code), None)
+
+
+def load_config(path: Path | str) -> SidecarConfig:
+    """Read and validate ``sidecar.toml``; raise ``common.config.ConfigError`` listing problems."""
+    return load(Path(path), _build)
+
+
+def _build(root: Section) -> SidecarConfig:
+    log_level = root.text("log_level", "info", choices=("debug", "info", "warning", "error"))
+    server = _server(root.table("server", required=True))
+    store = _store(root.table("store", required=True))
+    relay = _relay(root.table("relay", required=True))
+    wechat = _wechat(root.table("wechat"))
+    sections = root.tables("accounts", required=True)
+    accounts = tuple(a for a in (_account(s) for s in sections) if a)
+    clients = tuple(_client(s) for s in root.tables("clients"))
+    binding = _binding(root.table("binding"))
+    audit = _audit(root.table("audit"))
+    if root.has("accounts") and not sections:
+        root.problems.append("accounts: at least one [[accounts]] table is required")
+    _check_accounts(root, accounts)
+    codes = [c.app_code for c in clients]
+    for code in sorted({c for c in codes if codes.count(c) > 1}):
+        root.problems.append(f"clients: app_code {code!r} is used twice")
+    return SidecarConfig(
+        server, store, relay, wechat, accounts, clients, binding, audit, log_level, {a.name: a for a in accounts}
+    )
+
+
+def _check_accounts(root: Section, accounts: tuple[AccountConfig, ...]) -> None:
+    names = [a.name for a in accounts]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        root.problems.append(f"accounts: name {name!r} is used twice")
+    defaults = [a.name for a in accounts if a.default]
+    if len(accounts) > 1 and len(defaults) != 1:
+        found = ", ".join(defaults) if defaults else "none"
+        root.problems.append(f"accounts: exactly one account must set default = true (found: {found})")
+
+
+def _url(s: Section, name: str, default: Any) -> str:
+    value = s.text(name, default)
+    if isinstance(value, str) and value and not URL_RE.match(value):
+        s.problem(name, f"must be an http:// or https:// URL (got {value!r})")
+    return value.rstrip("/") if isinstance(value, str) else ""
+
+
+def _server(s: Section) -> ServerConfig:
+    host, port = parse_listen(s, "listen", "127.0.0.1:8081")
+    shown = f"[{host}]" if ":" in host else host
+    return ServerConfig(
+        host=host,
+        port=port,
+        public_url=_url(s, "public_url", f"http://{shown}:{port}"),
+        max_body_bytes=s.integer("max_body_bytes", 1024 * 1024, min=1024, max=64 * 1024 * 1024),
+        shutdown_timeout_s=s.number("shutdown_timeout_s", 10.0, min=0.1, max=120),
+    )
+
+
+def _store(s: Section) -> StoreConfig:
+    url = s.text("url")
+    path = Path()
+    if isinstance(url, str):
+        scheme, sep, rest = url.partition(":///")
+        if not sep or scheme != "sqlite" or not rest:
+            s.problem("url", f'must be "sqlite:///relative/path" or "sqlite:////absolute/path" (got {url!r})')
+        else:
+            path = s.base_dir / rest  # an absolute rest ("/abs") replaces the base
+    return StoreConfig(
+        url=url if isinstance(url, str) else "",
+        path=path,
+        busy_timeout_s=s.number("busy_timeout_s", 5.0, min=0.1, max=120),
+    )
+
+
+def _relay(s: Section) -> RelayConfig:
+    mode = s.text("mode", "push", choices=("push", "pull"))
+    secrets = s.secret_list("secrets")
+    for i, secret in enumerate(secrets if isinstance(secrets, list) else []):
+        problem = secret_problem(secret.reveal())
+        if problem:
+            s.problem(f"secrets[{i}]", problem)
+    pull_url = _url(s, "pull_url", "")
+    if mode == "pull" and not pull_url:
+        s.problem("pull_url", 'is required when mode = "pull"')
+    return RelayConfig(
+        mode=mode,
+        secrets=tuple(secrets) if isinstance(secrets, list) else (),
+        pull_url=pull_url,
+        timeout_s=s.number("timeout_s", 10.0, min=0.1, max=300),
+        lease_wait_s=s.integer("lease_wait_s", 25, min=0, max=60),
+        lease_max=s.integer("lease_max", 100, min=1, max=100),
+        backoff_initial_s=s.number("backoff_initial_s", 0.5, min=0.01, max=60),
+        backoff_max_s=s.number("backoff_max_s", 30.0, min=0.1, max=3600),
+    )
+
+
+def _wechat(s: Section) -> WeChatConfig:
+    return WeChatConfig(
+        mp_api=_url(s, "mp_api", "https://api.weixin.qq.com"),
+        wecom_api=_url(s, "wecom_api", "https://qyapi.weixin.qq.com"),
+        timeout_s=s.number("timeout_s", 10.0, min=0.1, max=120),
+        retry_attempts=s.integer("retry_attempts", 3, min=1, max=10),
+        retry_backoff_s=s.number("retry_backoff_s", 0.5, min=0.0, max=30),
+        token_margin_s=s.integer("token_margin_s", 300, min=30, max=3600),
+        send_concurrency=s.integer("send_concurrency", 8, min=1, max=64),
+    )
+
+
+def _account(s: Section) -> AccountConfig | None:
+    name = s.text("name")
+    if isinstance(name, str) and not ACCOUNT_NAME_RE.match(name):
+        s.problem("name", "must be 1-32 characters of letters, digits, _ or -")
+    kind = s.text("kind", choices=("mp", "wecom"))
+    default = s.boolean("default", False)
+    if kind not in ("mp", "wecom"):
+        s._read.update(s._data)  # the kind decides which keys exist; judge them once it is fixed
+        return None
+    account = _mp_account(s, name, default) if kind == "mp" else _wecom_account(s, name, default)
+    return account if isinstance(name, str) else None
+
+
+def _mp_account(s: Section, name: Any, default: bool) -> MpAccount:
+    app_id = s.text("app_id")
+    secret = s.secret("app_secret")
+    template_id = s.text("template_id")
+    if isinstance(template_id, str) and not template_id:
+        s.problem("template_id", "is empty")
+    token_mode = s.text("token_mode", "stable", choices=("stable", "classic"))
+    return MpAccount(
+        name=name if isinstance(name, str) else "",
+        app_id=app_id if isinstance(app_id, str) else "",
+        app_secret=secret if isinstance(secret, Secret) else Secret("invalid"),
+        template_id=template_id if isinstance(template_id, str) else "",
+        token_mode=token_mode,
+        template_fields=_template_fields(s),
+        default=default,
+    )
+
+
+def _template_fields(s: Section) -> tuple[tuple[str, str], ...]:
+    name = "template_fields"
+    if not s.has(name):
+        return TEMPLATE_PRESETS["default"]
+    raw = s._get(name, None, (str, dict), "a preset name or a table of template key = BlueKing field")
+    if isinstance(raw, str):
+        if raw not in TEMPLATE_PRESETS:
+            s.problem(name, f"unknown preset {raw!r} (presets: {', '.join(TEMPLATE_PRESETS)})")
+            return TEMPLATE_PRESETS["default"]
+        return TEMPLATE_PRESETS[raw]
+    if not isinstance(raw, dict) or not raw:
+        if raw is not None:
+            s.problem(name, "must name at least one template key")
+        return TEMPLATE_PRESETS["default"]
+    pairs: list[tuple[str, str]] = []
+    for key, source in raw.items():
+        if not TEMPLATE_KEY_RE.match(key):
+            s.problem(f"{name}.{key}", "is not a template key (a letter, then letters, digits or _)")
+        elif source not in BK_FIELDS:
+            s.problem(f"{name}.{key}", f"must be one of {', '.join(BK_FIELDS)} (got {source!r})")
+        else:
+            pairs.append((key, source))
+    if pairs and not {"heading", "message"} & {src for _, src in pairs}:
+        s.problem(name, "must map heading or message to some template key")
+    return tuple(pairs)
+
+
+def _wecom_account(s: Section, name: Any, default: bool) -> WecomAccount:
+    corp_id = s.text("corp_id")
+    secret = s.secret("corp_secret")
+    agent_id = s.integer("agent_id", min=0)
+    return WecomAccount(
+        name=name if isinstance(name, str) else "",
+        corp_id=corp_id if isinstance(corp_id, str) else "",
+        corp_secret=secret if isinstance(secret, Secret) else Secret("invalid"),
+        agent_id=agent_id if isinstance(agent_id, int) else 0,
+        default=default,
+    )
+
+
+def _client(s: Section) -> ClientConfig:
+    app_code = s.text("app_code")
+    if isinstance(app_code, str) and not APP_CODE_RE.match(app_code):
+        s.problem("app_code", "must be 1-64 characters of letters, digits, _ . or -")
+    secret = s.secret("app_secret")
+    return ClientConfig(
+        app_code=app_code if isinstance(app_code, str) else "",
+        app_secret=secret if isinstance(secret, Secret) else Secret("invalid"),
+        may_get_token=s.boolean("may_get_token", False),
+        may_refresh_token=s.boolean("may_refresh_token", False),
+    )
+
+
+def _binding(s: Section) -> BindingConfig:
+    identity = s.text("identity", "link", choices=("link", "bk_login", "header"))
+    bk_login_url = _url(s, "bk_login_url", "")
+    if identity == "bk_login" and not bk_login_url:
+        s.problem("bk_login_url", 'is required when identity = "bk_login"')
+    user_header = s.text("user_header", "X-Remote-User")
+    if isinstance(user_header, str) and not HEADER_RE.match(user_header):
+        s.problem("user_header", "must be an HTTP header name")
+    proxies = parse_networks(s, "trusted_proxies", [])
+    if identity == "header" and not proxies and not s.has("trusted_proxies"):
+        s.problem("trusted_proxies", 'is required when identity = "header" (only these peers may set the header)')
+    return BindingConfig(
+        enabled=s.boolean("enabled", True),
+        identity=identity,
+        bk_login_url=bk_login_url,
+        user_header=user_header if isinstance(user_header, str) else "X-Remote-User",
+        trusted_proxies=tuple(proxies),
+        qr_ttl_s=s.integer("qr_ttl_s", 600, min=60, max=2_592_000),
+        link_ttl_s=s.integer("link_ttl_s", 600, min=60, max=7 * 24 * 3600),
+        wecom_login=s.text("wecom_login", "qrconnect", choices=("qrconnect", "wwlogin")),
+    )
+
+
+def _audit(s: Section) -> AuditConfig:
+    return AuditConfig(
+        store_bodies=s.boolean("store_bodies", False),
+        retention_s=s.integer("retention_s", 90 * 24 * 3600, min=0),
+    )
+
+
+__all__ = [
+    "BK_FIELDS",
+    "TEMPLATE_PRESETS",
+    "AccountConfig",
+    "AccountKind",
+    "AuditConfig",
+    "BindingConfig",
+    "ClientConfig",
+    "MpAccount",
+    "RelayConfig",
+    "ServerConfig",
+    "SidecarConfig",
+    "StoreConfig",
+    "WeChatConfig",
+    "WecomAccount",
+    "load_config",
+]

@@ -1,0 +1,201 @@
+"""SQLite repositories for tokens, the relay inbox and the audit trail.
+
+Each method is one unit of work on its scope: its own transaction on the Store, or a part of
+the caller's transaction inside ``store.transaction()``.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+import aiosqlite
+
+from common.config import Secret
+from contract import Envelope, Reply, parse_reply
+from sidecar.store.base import AuditRecord, InboxRecord, TokenRecord
+
+
+class Scope(Protocol):
+    def unit(self, write: bool = False) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
+
+
+async def fetch_one(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> aiosqlite.Row | None:
+    async with conn.execute(sql, params) as cursor:
+        return await cursor.fetchone()
+
+
+async def fetch_all(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[aiosqlite.Row]:
+    async with conn.execute(sql, params) as cursor:
+        return list(await cursor.fetchall())
+
+
+async def change(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    """Run a write and return how many rows it touched."""
+    async with conn.execute(sql, params) as cursor:
+        return cursor.rowcount
+
+
+class SqliteTokenStore:
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    async def get(self, key: str) -> TokenRecord | None:
+        async with self._scope.unit() as conn:
+            row = await fetch_one(
+                conn, "SELECT key, token, expires_at, fetched_at, version FROM tokens WHERE key = ?", (key,)
+            )
+        return _token(row) if row else None
+
+    async def save(
+        self, key: str, token: str, *, expires_at: float, fetched_at: float, expected_version: int
+    ) -> TokenRecord | None:
+        new_version = expected_version + 1
+        async with self._scope.unit(write=True) as conn:
+            if expected_version == 0:
+                written = await change(
+                    conn,
+                    "INSERT INTO tokens (key, token, expires_at, fetched_at, version) VALUES (?, ?, ?, ?, 1)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    (key, token, expires_at, fetched_at),
+                )
+            else:
+                written = await change(
+                    conn,
+                    "UPDATE tokens SET token = ?, expires_at = ?, fetched_at = ?, version = version + 1"
+                    " WHERE key = ? AND version = ?",
+                    (token, expires_at, fetched_at, key, expected_version),
+                )
+        if not written:
+            return None
+        return TokenRecord(key, Secret(token), expires_at, fetched_at, new_version)
+
+    async def invalidate(self, key: str, token: str) -> bool:
+        async with self._scope.unit(write=True) as conn:
+            return bool(
+                await change(
+                    conn,
+                    "UPDATE tokens SET expires_at = 0, version = version + 1"
+                    " WHERE key = ? AND token = ? AND expires_at > 0",
+                    (key, token),
+                )
+            )
+
+    async def acquire_refresh(self, key: str, owner: str, *, now: float, ttl_s: float) -> bool:
+        async with self._scope.unit(write=True) as conn:
+            return bool(
+                await change(
+                    conn,
+                    "INSERT INTO token_leases (key, owner, until) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, until = excluded.until"
+                    " WHERE token_leases.until <= ? OR token_leases.owner = excluded.owner",
+                    (key, owner, now + ttl_s, now),
+                )
+            )
+
+    async def release_refresh(self, key: str, owner: str) -> None:
+        async with self._scope.unit(write=True) as conn:
+            await change(conn, "DELETE FROM token_leases WHERE key = ? AND owner = ?", (key, owner))
+
+
+def _token(row: aiosqlite.Row) -> TokenRecord:
+    return TokenRecord(row[0], Secret(row[1]), float(row[2]), float(row[3]), int(row[4]))
+
+
+class SqliteInboxStore:
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    async def add(self, envelope: Envelope, *, received_at: float) -> bool:
+        async with self._scope.unit(write=True) as conn:
+            return bool(
+                await change(
+                    conn,
+                    "INSERT INTO inbox (event_id, account, envelope, received_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (event_id) DO NOTHING",
+                    (envelope["id"], envelope["account"], _dumps(envelope), received_at),
+                )
+            )
+
+    async def get(self, event_id: str) -> InboxRecord | None:
+        async with self._scope.unit() as conn:
+            row = await fetch_one(
+                conn,
+                "SELECT event_id, account, envelope, received_at, processed_at, reply, error"
+                " FROM inbox WHERE event_id = ?",
+                (event_id,),
+            )
+        if row is None:
+            return None
+        reply = parse_reply(json.loads(row[5])) if row[5] else None
+        return InboxRecord(row[0], row[1], json.loads(row[2]), float(row[3]), row[4], reply, row[6])
+
+    async def complete(
+        self, event_id: str, *, reply: Reply | None, processed_at: float, error: str | None = None
+    ) -> None:
+        async with self._scope.unit(write=True) as conn:
+            await change(
+                conn,
+                "UPDATE inbox SET processed_at = ?, reply = ?, error = ? WHERE event_id = ?",
+                (processed_at, _dumps(reply) if reply else None, error, event_id),
+            )
+
+    async def purge(self, before: float) -> int:
+        async with self._scope.unit(write=True) as conn:
+            return await change(
+                conn, "DELETE FROM inbox WHERE received_at < ? AND processed_at IS NOT NULL", (before,)
+            )
+
+
+class SqliteAuditStore:
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    async def record(self, entry: AuditRecord) -> None:
+        async with self._scope.unit(write=True) as conn:
+            await change(
+                conn,
+                "INSERT INTO audit (request_id, at, app_code, account, recipients, outcome, errcode, msgid, detail,"
+                " body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.request_id,
+                    entry.at,
+                    entry.app_code,
+                    entry.account,
+                    _dumps(list(entry.recipients)),
+                    entry.outcome,
+                    entry.errcode,
+                    entry.msgid,
+                    _dumps(entry.detail),
+                    entry.body,
+                ),
+            )
+
+    async def list(
+        self, *, limit: int = 100, app_code: str | None = None, request_id: str | None = None
+    ) -> list[AuditRecord]:
+        clauses, params = [], []
+        if app_code is not None:
+            clauses.append("app_code = ?")
+            params.append(app_code)
+        if request_id is not None:
+            clauses.append("request_id = ?")
+            params.append(request_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        columns = "request_id, at, app_code, account, recipients, outcome, errcode, msgid, detail, body"
+        sql = f"SELECT {columns} FROM audit {where} ORDER BY id DESC LIMIT ?"  # noqa: S608 - fixed clauses
+        async with self._scope.unit() as conn:
+            rows = await fetch_all(conn, sql, (*params, limit))
+        return [
+            AuditRecord(r[0], float(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]), r[9])
+            for r in rows
+        ]
+
+    async def purge(self, before: float) -> int:
+        async with self._scope.unit(write=True) as conn:
+            return await change(conn, "DELETE FROM audit WHERE at < ?", (before,))
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
