@@ -34,6 +34,7 @@ Fields = dict[str, Any]
 
 CDATA_OPEN = "<![CDATA["
 CDATA_CLOSE = "]]>"
+TEXT_KEY = "#text"  # where xmltodict puts text found beside child elements
 MAX_DEPTH = 8  # WeChat nests two levels at most (e.g. SendPicsInfo/PicList/item)
 _DECLARATION = re.compile(r"\A<\?xml(?:\s[^<>?]*)?\?>")
 _MARKUP = re.compile(r"<[!?]")
@@ -56,7 +57,9 @@ def parse_fields(body: bytes, *, max_bytes: int) -> Fields:
     check_markup(text)
     try:
         # utf-8 is forced on expat, so an encoding="..." in the declaration cannot re-route the scan.
-        doc = xmltodict.parse(text, encoding="utf-8", xml_attribs=False, disable_entities=True)
+        doc = xmltodict.parse(
+            text, encoding="utf-8", xml_attribs=False, disable_entities=True, strip_whitespace=False
+        )
     except ExpatError as exc:
         raise MalformedRequest(f"malformed XML: {exc}") from None
     except ValueError:
@@ -100,11 +103,20 @@ def _root_fields(doc: Any) -> Fields:
     if not isinstance(doc, dict) or list(doc) != ["xml"]:
         raise MalformedRequest("root element must be <xml>")
     root = doc["xml"]
-    if root is None:
+    if root is None or (isinstance(root, str) and not root.strip()):
         return {}
     if not isinstance(root, dict):
         raise MalformedRequest("<xml> must hold elements, not text")
-    return {str(key): _value(value, 1) for key, value in root.items()}
+    return _element(root, 1)
+
+
+def _element(children: dict[str, Any], depth: int) -> Fields:
+    """An element's children. Text values keep their whitespace (a user's message is data), but
+    the indentation between elements is dropped; other text beside elements is refused."""
+    text = children.get(TEXT_KEY)
+    if isinstance(text, str) and text.strip():
+        raise MalformedRequest("elements mixed with text are not a WeChat message")
+    return {str(k): _value(v, depth) for k, v in children.items() if k != TEXT_KEY}
 
 
 def _value(value: Any, depth: int) -> Any:
@@ -114,7 +126,7 @@ def _value(value: Any, depth: int) -> Any:
     if value is None:
         return ""
     if isinstance(value, dict):
-        return {str(k): _value(v, depth + 1) for k, v in value.items()}
+        return _element(value, depth + 1)
     if isinstance(value, list):
         return [_value(v, depth + 1) for v in value]
     return str(value)

@@ -13,6 +13,7 @@ refusal. Other suites (e2e, bench, the emulator's tests) may import it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import itertools
 import secrets
@@ -23,13 +24,20 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import xmltodict
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from contract import Envelope, Reply, generate_secret
-from gateway.crypto import MessageCipher
+from gateway.crypto import MessageCipher, decode_aes_key
 
 Query = dict[str, str]
 
 _msg_ids = itertools.count(6_054_768_590_064_713_728)
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n<!ENTITY lol0 "lol">\n'
+    + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">\n' for i in range(1, 10))
+    + "]>\n<xml><ToUserName>&lol9;</ToUserName></xml>"
+)
 
 
 def sha1_sign(*parts: str) -> str:
@@ -104,6 +112,21 @@ class CallbackBuilder:
 
     def encrypt(self, plaintext: str, *, random_prefix: bytes | None = None) -> str:
         return self._cipher().encrypt(plaintext.encode("utf-8"), random_prefix=random_prefix)
+
+    def forge(self, plain: bytes) -> str:
+        """Raw AES-CBC of bytes laid out by hand (no padding added): for malformed ciphertexts."""
+        if self.encoding_aes_key is None:
+            raise ValueError("this builder has no EncodingAESKey")
+        key = decode_aes_key(self.encoding_aes_key)
+        encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+        return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode("ascii")
+
+    def layout(self, message: str, *, length: int | None = None, receive_id: str | None = None) -> bytes:
+        """16 random bytes ‖ length ‖ message ‖ receive id, unpadded; ``length`` may lie."""
+        data = message.encode("utf-8")
+        size = len(data) if length is None else length
+        rid = (self.app_id if receive_id is None else receive_id).encode("utf-8")
+        return secrets.token_bytes(16) + size.to_bytes(4, "big") + data + rid
 
     # --- MP --------------------------------------------------------------------------------
     def mp_verify(
@@ -221,6 +244,12 @@ class CallbackBuilder:
             raise AssertionError("reply MsgSignature does not match")
         inner = self._cipher().decrypt(envelope["Encrypt"]).decode("utf-8")
         return dict(xmltodict.parse(inner)["xml"])
+
+
+def pad32(data: bytes) -> bytes:
+    """WeChat's PKCS#7 to a multiple of 32 bytes."""
+    pad = 32 - len(data) % 32
+    return data + bytes([pad]) * pad
 
 
 def write_config(tmp_path: Path, accounts: str, *, relay: str | None = None, server: str = "", extra: str = "") -> Path:

@@ -215,5 +215,5 @@ def test_decrypt_with_another_key_raises_a_request_error(vectors: dict[str, Any]
 
 
 def test_decode_aes_key_wrong_length_raises_value_error() -> None:
-    with pytest.raises(ValueError, match="32 bytes|base64"):
+    with pytest.raises(ValueError, match=r"32 bytes|base64"):
         decode_aes_key("short")
