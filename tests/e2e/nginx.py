@@ -100,7 +100,7 @@ class NginxProcess:
 def render_loopback(
     prefix: Path,
     listen_port: int,
-    upstream_port: int,
+    upstream_port: int | Sequence[int],
     *,
     whitelist: Whitelist = None,
     real_ip_from: Sequence[str] = (),
@@ -109,6 +109,7 @@ def render_loopback(
 ) -> Path:
     """Write the loopback nginx.conf (and its prefix) from the repository's template.
 
+    ``upstream_port``: the gateway's port, or several ports for a group of gateway replicas.
     ``whitelist``: addresses treated as WeChat's, or a ready wechat-ips.conf (None: the shipped one).
     ``real_ip_from``: peers trusted to name the client in X-Forwarded-For, like a load balancer.
     ``proxy_timeout_s``: replaces wechat-timeouts.conf's 5 s send/read timeouts, so a test of the
@@ -119,7 +120,7 @@ def render_loopback(
         "PREFIX": str(prefix),
         "USER": _user_directive(),
         "LISTEN_PORT": str(listen_port),
-        "UPSTREAM_PORT": str(upstream_port),
+        "UPSTREAM_SERVERS": _upstream_servers(upstream_port),
         "REAL_IP": _real_ip_block(real_ip_from),
         "TIMEOUTS": _timeouts_block(proxy_timeout_s),
         "LEGACY": "        include snippets/wechat-legacy.conf;" if legacy else "",
@@ -195,6 +196,11 @@ def _user_directive() -> str:
     if os.geteuid() != 0:
         return ""
     return f"user {pwd.getpwuid(0).pw_name};"
+
+
+def _upstream_servers(ports: int | Sequence[int]) -> str:
+    listed = [ports] if isinstance(ports, int) else list(ports)
+    return "\n".join(f"        server 127.0.0.1:{port};" for port in listed)
 
 
 def _real_ip_block(trusted: Sequence[str]) -> str:
@@ -281,7 +287,7 @@ def run_nginx(conf: Path, port: int, *, scheme: str = "http") -> Iterator[NginxP
 def start_nginx(
     tmp_path: Path,
     listen_port: int,
-    upstream_port: int,
+    upstream_port: int | Sequence[int],
     *,
     whitelist: Whitelist = None,
     real_ip_from: Sequence[str] = (),
@@ -371,7 +377,9 @@ def nginx_factory(tmp_path: Path) -> Iterator[NginxFactory]:
     require_nginx()
     with ExitStack() as stack:
 
-        def start(*, upstream_port: int, listen_port: int | None = None, **options: object) -> NginxProcess:
+        def start(
+            *, upstream_port: int | Sequence[int], listen_port: int | None = None, **options: object
+        ) -> NginxProcess:
             port = listen_port if listen_port is not None else free_port()
             return stack.enter_context(start_nginx(tmp_path, port, upstream_port, **options))  # type: ignore[arg-type]
 

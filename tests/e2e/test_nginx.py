@@ -5,20 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
+import ipaddress
 import json
 import re
+import socket
+import ssl
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from multidict import CIMultiDict
 
-from tests.e2e.nginx import DEPLOY_NGINX, free_port
+from tests.e2e.nginx import DEPLOY_NGINX, check_config, free_port, render_dmz_site, start_dmz_nginx
 
 pytestmark = pytest.mark.e2e
 
@@ -53,19 +61,24 @@ class Upstream:
 
 
 @pytest.fixture
-async def upstream(aiohttp_server: object) -> Upstream:
+async def upstream(aiohttp_server):
+    return await recording_upstream(aiohttp_server)
+
+
+async def recording_upstream(aiohttp_server) -> Upstream:
+    """A catch-all app on a free port that records and answers "success"."""
     recorder = Upstream()
     app = web.Application(client_max_size=4 * CAP)
     app.router.add_route("*", "/{tail:.*}", recorder.handle)
-    server: TestServer = await aiohttp_server(app)  # type: ignore[operator]
-    recorder.port = server.port or 0
+    server = await aiohttp_server(app)
+    recorder.port = server.port
     return recorder
 
 
 @pytest.fixture
-async def session() -> aiohttp.ClientSession:
+async def session():
     async with aiohttp.ClientSession() as client:
-        yield client  # type: ignore[misc]
+        yield client
 
 
 async def raw_request(port: int, target: str, method: str = "GET") -> int:
@@ -252,15 +265,22 @@ async def test_rate_limit_ignores_a_forged_whitelisted_forwarded_address(upstrea
 # ---------------------------------------------------------------- timeouts and failures
 
 
+@pytest.fixture
+async def second_upstream(aiohttp_server):
+    return await recording_upstream(aiohttp_server)
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
-async def test_slow_gateway_is_answered_504_once_without_retry(upstream, nginx_factory, session, method):
-    upstream.delay_s = 3.0
-    nginx = nginx_factory(upstream_port=upstream.port, proxy_timeout_s=1.0)
+async def test_slow_gateway_is_answered_504_without_trying_another_replica(
+    upstream, second_upstream, nginx_factory, session, method
+):
+    upstream.delay_s = second_upstream.delay_s = 3.0
+    nginx = nginx_factory(upstream_port=[upstream.port, second_upstream.port], proxy_timeout_s=1.0)
     started = time.monotonic()
     async with session.request(method, f"{nginx.url}{CALLBACK}", data=b"<xml/>") as resp:
         assert resp.status == 504
     assert time.monotonic() - started < 2.5
-    assert len(upstream.seen) == 1
+    assert len(upstream.seen) + len(second_upstream.seen) == 1
 
 
 async def test_gateway_down_is_answered_502(nginx_factory, session):
@@ -340,3 +360,100 @@ def test_shipped_whitelist_file_is_comments_only():
     lines = (DEPLOY_NGINX / "wechat-ips.conf").read_text(encoding="utf-8").splitlines()
     assert all(not line.strip() or line.startswith("#") for line in lines)
 
+
+# ---------------------------------------------------------------- the DMZ site itself, over TLS
+
+
+@pytest.fixture
+def tls_files(tmp_path) -> tuple[Path, Path]:
+    """A throwaway self-signed P-256 certificate for 127.0.0.1 / localhost."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "wechat-gateway.crt", tmp_path / "wechat-gateway.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def client_context(cert: Path, *, version: ssl.TLSVersion | None = None, ciphers: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(cert))
+    if version is not None:
+        context.minimum_version = context.maximum_version = version
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
+    return context
+
+
+def handshake(port: int, context: ssl.SSLContext) -> ssl.SSLSocket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    return context.wrap_socket(sock, server_hostname="localhost")
+
+
+def test_dmz_site_passes_nginx_t(tmp_path, tls_files):
+    check_config(render_dmz_site(tmp_path / "dmz", free_port(), 8080, *tls_files))
+
+
+async def test_dmz_site_proxies_the_callback_over_tls_with_hsts(upstream, tmp_path, tls_files, session):
+    with start_dmz_nginx(tmp_path, free_port(), upstream.port, *tls_files) as nginx:
+        context = client_context(tls_files[0], version=ssl.TLSVersion.TLSv1_3)
+        async with session.post(f"{nginx.url}{CALLBACK}?{SIGNED_QUERY}", data=b"<xml/>", ssl=context) as resp:
+            assert resp.status == 200
+            assert resp.headers["Strict-Transport-Security"] == "max-age=63072000"
+            assert resp.headers["Server"] == "nginx"
+    assert upstream.seen[0].path_qs == f"{CALLBACK}?{SIGNED_QUERY}"
+    assert upstream.seen[0].headers["X-Forwarded-Proto"] == "https"
+
+
+async def test_dmz_site_hides_everything_but_the_callback(upstream, tmp_path, tls_files, session):
+    with start_dmz_nginx(tmp_path, free_port(), upstream.port, *tls_files) as nginx:
+        for path in ("/metrics", "/healthz", "/readyz", "/relay/v1/lease", "/"):
+            async with session.get(f"{nginx.url}{path}", ssl=client_context(tls_files[0])) as resp:
+                assert resp.status == 404
+    assert upstream.seen == []
+
+
+def test_dmz_site_negotiates_tls12_with_an_intermediate_cipher(tmp_path, tls_files):
+    with start_dmz_nginx(tmp_path, free_port(), free_port(), *tls_files) as nginx:
+        context = client_context(tls_files[0], version=ssl.TLSVersion.TLSv1_2)
+        with handshake(nginx.port, context) as tls:
+            assert tls.version() == "TLSv1.2"
+            assert tls.cipher()[0] in INTERMEDIATE_TLS12
+
+
+def test_dmz_site_refuses_tls12_cbc_ciphers(tmp_path, tls_files):
+    with start_dmz_nginx(tmp_path, free_port(), free_port(), *tls_files) as nginx:
+        context = client_context(tls_files[0], version=ssl.TLSVersion.TLSv1_2, ciphers="ECDHE-ECDSA-AES128-SHA")
+        with pytest.raises(ssl.SSLError):
+            handshake(nginx.port, context).close()
+
+
+def test_dmz_site_issues_no_tls12_session_tickets(tmp_path, tls_files):
+    with start_dmz_nginx(tmp_path, free_port(), free_port(), *tls_files) as nginx:
+        context = client_context(tls_files[0], version=ssl.TLSVersion.TLSv1_2)
+        with handshake(nginx.port, context) as tls:
+            assert tls.session is not None
+            assert not tls.session.has_ticket
+
+
+INTERMEDIATE_TLS12 = {
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
