@@ -272,11 +272,11 @@ class FakeSpool:
     """The spool as the callback handlers see it (gateway.keys.EventSpool), in memory.
 
     ``answer`` plays the sidecar: called for each new event, it returns the reply to deliver
-    after ``answer_delay_s`` (None: acknowledge without reply; never called when ``answer`` is
-    None, i.e. the event stays unacknowledged).
+    after ``answer_delay_s`` (None: acknowledge without reply). By default every event is
+    acknowledged at once without a reply; set ``answer = None`` for a sidecar that never answers.
     """
 
-    answer: Callable[[Envelope], Reply | None] | None = None
+    answer: Callable[[Envelope], Reply | None] | None = field(default=lambda envelope: None)
     answer_delay_s: float = 0.0
     fail: bool = False
     events: dict[str, Envelope] = field(default_factory=dict)

@@ -1,0 +1,58 @@
+"""The gateway's public app: WeChat callbacks, health, readiness and metrics.
+
+``create_app`` is synchronous and opens nothing; the spool and the relay are ``cleanup_ctx``
+resources started in dependency order (spool, then relay) and stopped in reverse, so on
+shutdown the relay stops before the spool finishes its last group commit and closes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from gateway.callback import setup_callbacks
+from gateway.config import GatewayConfig
+from gateway.health import setup_health
+from gateway.keys import CLOCK, CONFIG, METRICS, RELAY, SPOOL
+from gateway.metrics import GatewayMetrics
+from gateway.middleware import edge
+from gateway.relay import relay_service
+from gateway.spool import Spool
+
+__all__ = ["SPOOL_STORE", "create_app", "relay_ctx", "spool_ctx"]
+
+# The concrete spool, for the relay; handlers see it as the EventSpool protocol under SPOOL.
+SPOOL_STORE: web.AppKey[Spool] = web.AppKey("spool_store", Spool)
+
+
+def create_app(config: GatewayConfig, *, clock: Callable[[], float] = time.time) -> web.Application:
+    """Build the app for ``config``; ``clock`` (unix seconds) drives freshness and timestamps."""
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[edge])
+    app[CONFIG] = config
+    app[METRICS] = GatewayMetrics()
+    app[CLOCK] = clock
+    setup_callbacks(app, config)
+    setup_health(app)
+    app.cleanup_ctx.append(spool_ctx)
+    app.cleanup_ctx.append(relay_ctx)
+    return app
+
+
+async def spool_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the spool before anything can accept a callback; close it last (waits for commits)."""
+    spool = await Spool.open(app[CONFIG].spool, app[METRICS], clock=app[CLOCK])
+    app[SPOOL_STORE] = spool
+    app[SPOOL] = spool
+    try:
+        yield
+    finally:
+        await spool.close()
+
+
+async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run the push worker or the pull listener for as long as the app runs."""
+    async with relay_service(app[CONFIG], app[SPOOL_STORE], app[METRICS], clock=app[CLOCK]) as relay:
+        app[RELAY] = relay
+        yield
