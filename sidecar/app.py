@@ -1,16 +1,21 @@
 """The sidecar's aiohttp application: typed state, lifecycle, middleware, health endpoints.
 
 ``create_app(config)`` is synchronous and side-effect free. Resources are cleanup contexts, one
-each, in dependency order: store → HTTP session → (features' contexts, e.g. token manager, relay
-pull client). App state lives under the typed ``web.AppKey`` constants below.
+each, in dependency order: store → HTTP session (+ WeChat API client) → token manager (+ its
+background refresher) → features' contexts (e.g. the relay pull client). App state lives under
+the typed ``web.AppKey`` constants of ``sidecar.keys``.
 
 Features plug in with one import and one call in :func:`create_app`: each feature module
 exposes ``setup(app: web.Application) -> None`` that adds its routes, cleanup contexts (which
-run after the core ones, so STORE and HTTP are ready) and dispatcher handlers.
+run after the core ones, so STORE, HTTP, WXAPI and TOKENS are ready) and dispatcher handlers
+(``app[DISPATCHER].register(handler, kind="mp", msg_type="event", event="subscribe")``).
+Features import the AppKeys from ``sidecar.keys`` (importing ``sidecar.app`` would be circular);
+this module re-exports them for tests and tools.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -20,23 +25,50 @@ import aiohttp
 from aiohttp import web
 
 from common import logs
+from sidecar import relay, token_api
+from sidecar.callers import CallerAuth
 from sidecar.config import SidecarConfig
 from sidecar.errors import SidecarError, StoreError
+from sidecar.inbox import Dispatcher, register_builtin_handlers
+from sidecar.keys import (
+    CALLERS,
+    CLOCK,
+    CONFIG,
+    DISPATCHER,
+    HTTP,
+    HTTP_FACTORY,
+    METRICS,
+    STORE,
+    TOKENS,
+    WXAPI,
+    Clock,
+    SessionFactory,
+)
 from sidecar.metrics import CONTENT_TYPE_LATEST, SidecarMetrics
-from sidecar.store import Store, open_store
+from sidecar.store import open_store
+from sidecar.tokens import TokenManager
+from sidecar.wxapi import WeChatApi
 
 log = logging.getLogger("sidecar.app")
 
-Clock = Callable[[], float]
-SessionFactory = Callable[[], aiohttp.ClientSession]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-CONFIG = web.AppKey("config", SidecarConfig)
-CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-METRICS = web.AppKey("metrics", SidecarMetrics)
-STORE: web.AppKey[Store] = web.AppKey("store")
-HTTP = web.AppKey("http", aiohttp.ClientSession)
-HTTP_FACTORY: web.AppKey[SessionFactory] = web.AppKey("http_factory")
+__all__ = [
+    "CALLERS",
+    "CLOCK",
+    "CONFIG",
+    "DISPATCHER",
+    "HTTP",
+    "HTTP_FACTORY",
+    "METRICS",
+    "STORE",
+    "TOKENS",
+    "WXAPI",
+    "Clock",
+    "SessionFactory",
+    "create_app",
+    "default_http_session",
+]
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
@@ -52,16 +84,24 @@ def create_app(
         middlewares=[request_context_middleware, error_middleware],
         client_max_size=config.server.max_body_bytes,
     )
+    metrics = SidecarMetrics()
     app[CONFIG] = config
     app[CLOCK] = clock
-    app[METRICS] = SidecarMetrics()
+    app[METRICS] = metrics
     app[HTTP_FACTORY] = http_session_factory or (lambda: default_http_session(config))
+    app[DISPATCHER] = Dispatcher(clock=clock, metrics=metrics)
+    app[DISPATCHER].limit_accounts(frozenset(a.name for a in config.accounts))
+    register_builtin_handlers(app[DISPATCHER])
+    app[CALLERS] = CallerAuth(config.clients, clock=clock)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(http_ctx)
+    app.cleanup_ctx.append(tokens_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    # Features, one line each (their cleanup contexts follow the core ones above).
+    app.router.add_get("/metrics", metrics_endpoint)
+    # Features, one line each (their cleanup contexts run after the core ones above).
+    relay.setup(app)
+    token_api.setup(app)
     return app
 
 
@@ -85,12 +125,26 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The one outbound session and the WeChat API client that uses it."""
     session = app[HTTP_FACTORY]()
     app[HTTP] = session
+    app[WXAPI] = WeChatApi(session, app[CONFIG].wechat, app[METRICS])
     try:
         yield
     finally:
         await session.close()
+
+
+async def tokens_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The token manager and its background refresher."""
+    manager = TokenManager(app[CONFIG], app[STORE], app[WXAPI], clock=app[CLOCK], metrics=app[METRICS])
+    app[TOKENS] = manager
+    task = asyncio.get_running_loop().create_task(manager.run_refresher())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -107,7 +161,7 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics_endpoint(request: web.Request) -> web.Response:
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

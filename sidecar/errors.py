@@ -63,33 +63,42 @@ class RelayAuthError(RequestError):
 
 
 class AuthError(SidecarError):
+    """A caller of our API failed authentication; ``bk_code`` is its BlueKing envelope code."""
+
     status = 401
     reason = "authentication failed"
+    bk_code = 1306401
 
 
 class MissingCredentials(AuthError):
     reason = "app code and app secret (or signature) are required"
+    bk_code = 1306401
 
 
 class UnknownApp(AuthError):
     reason = "unknown app code"
+    bk_code = 1306402
 
 
 class BadAppSecret(AuthError):
     reason = "app secret does not match"
+    bk_code = 1306403
 
 
 class BadSignature(AuthError):
     reason = "signature does not match"
+    bk_code = 1306404
 
 
 class StaleSignature(AuthError):
     reason = "signature timestamp outside the window or nonce reused"
+    bk_code = 1306405
 
 
 class PermissionDenied(AuthError):
     status = 403
     reason = "the app is not allowed to make this call"
+    bk_code = 1306406
 
 
 class WeChatError(SidecarError):

@@ -35,8 +35,10 @@ class SidecarMetrics:
             registry=r,
         )
         self.token_fetches = Counter(
-            "wxsc_token_fetches_total", "Access-token fetches from WeChat, by account and outcome",
-            ["account", "outcome"], registry=r,
+            "wxsc_token_fetches_total",
+            "Access-token fetches from WeChat, by account and outcome",
+            ["account", "outcome"],
+            registry=r,
         )
         self.token_ttl = Gauge(
             "wxsc_token_ttl_seconds", "Seconds left on the cached access token, by account", ["account"], registry=r
