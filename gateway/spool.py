@@ -121,8 +121,6 @@ class Spool:
     def _start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="spool-writer")
         self._pruner = asyncio.create_task(self._prune_loop(), name="spool-pruner")
-        self._metrics.spool_depth.set_function(lambda: self._depth)
-        self._metrics.oldest_unacked_age.set_function(lambda: self.stats().oldest_unacked_age_s)
 
     async def close(self) -> None:
         """Refuse new commits, finish the ones queued, then close the file."""
@@ -212,7 +210,10 @@ class Spool:
         return await self._run(partial(self._db.contains, event_id))
 
     def stats(self) -> SpoolStats:
-        """Depth and lag from in-memory counters: cheap enough for every scrape and /readyz."""
+        """Depth and lag from in-memory counters: cheap enough for every scrape and /readyz.
+
+        The owner of the metrics copies these into the spool gauges at scrape time.
+        """
         if not self._depth or self._oldest is None:
             return SpoolStats(self._depth, 0.0)
         return SpoolStats(self._depth, max(0.0, self._clock() - self._oldest))
