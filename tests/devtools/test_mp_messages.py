@@ -188,7 +188,8 @@ async def test_showqrcode_serves_png_for_url_encoded_ticket(emu):
 
 
 async def test_showqrcode_expired_ticket_is_404(emu, clock):
-    body = await create_qr(emu, {"action_name": "QR_SCENE", "expire_seconds": 60, "action_info": {"scene": {"scene_id": 9}}})
+    qr = {"action_name": "QR_SCENE", "expire_seconds": 60, "action_info": {"scene": {"scene_id": 9}}}
+    body = await create_qr(emu, qr)
     clock.advance(60)
     assert (await emu.get("/cgi-bin/showqrcode", params={"ticket": body["ticket"]})).status == 404
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.devtools.conftest import APPID, SECRET, mp_token
+from tests.devtools.conftest import APPID, SECRET, mp_token, wecom_token
 
 QR = {"action_name": "QR_SCENE", "expire_seconds": 60, "action_info": {"scene": {"scene_id": 7}}}
 
@@ -80,8 +80,7 @@ async def test_api_with_unknown_wellformed_token_answers_40001(emu):
 
 
 async def test_api_with_wecom_token_answers_40001(emu):
-    resp = await emu.get("/cgi-bin/gettoken", params={"corpid": "ww0123456789abcdef", "corpsecret": "corp-secret-0123456789abcdef0123"})
-    assert await errcode_with(emu, (await resp.json())["access_token"]) == 40001
+    assert await errcode_with(emu, await wecom_token(emu)) == 40001
 
 
 async def test_stable_token_normal_fetch_returns_same_token_with_remaining_time(emu, clock):

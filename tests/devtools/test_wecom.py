@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from devtools.emulator import create_app
-from tests.devtools.conftest import AGENTID, CORP_SECRET, CORPID, make_config, wecom_token
+from tests.devtools.conftest import AGENTID, CORP_SECRET, CORPID, make_config, mp_token, wecom_token
 
 
 async def send(emu, body, token=None):
@@ -150,8 +150,6 @@ async def test_send_without_duplicate_check_delivers_repeats(emu):
 
 
 async def test_send_with_mp_token_answers_40014(emu):
-    from tests.devtools.conftest import mp_token
-
     assert (await send(emu, {"touser": "bob"}, await mp_token(emu)))["errcode"] == 40014
 
 
@@ -190,7 +188,12 @@ async def test_getuserinfo_unknown_code_answers_40029_and_missing_41008(emu):
     assert (await resp.json())["errcode"] == 41008
 
 
-LOGIN = {"appid": CORPID, "agentid": str(AGENTID), "redirect_uri": "http://paas.example.com/bind/wecom?x=1", "state": "st"}
+LOGIN = {
+    "appid": CORPID,
+    "agentid": str(AGENTID),
+    "redirect_uri": "http://paas.example.com/bind/wecom?x=1",
+    "state": "st",
+}
 
 
 async def test_login_page_offers_a_button_per_member(emu):
@@ -224,8 +227,11 @@ async def test_login_page_refuses_bad_parameters(emu, override, status):
 
 
 async def test_admin_login_accepts_the_login_url_an_app_built(emu):
-    url = "/wwlogin/sso/login?login_type=CorpApp&appid={appid}&agentid={agentid}&state=st&redirect_uri=http%3A%2F%2Fh%2Fcb"
-    resp = await emu.post("/_emu/users/bob/wecom-login", json={"login_url": "https://login.work.weixin.qq.com" + url.format(**LOGIN)})
+    url = (
+        f"https://login.work.weixin.qq.com/wwlogin/sso/login?login_type=CorpApp&appid={CORPID}&agentid={AGENTID}"
+        "&state=st&redirect_uri=http%3A%2F%2Fh%2Fcb"
+    )
+    resp = await emu.post("/_emu/users/bob/wecom-login", json={"login_url": url})
     body = await resp.json()
     assert body["userid"] == "bob"
     assert body["redirect_url"] == f"http://h/cb?code={body['code']}&state=st"
