@@ -106,9 +106,7 @@ class Spool:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         loop = asyncio.get_running_loop()
         try:
-            db = await loop.run_in_executor(executor, SpoolDb.open, config.path)
-            depth = await loop.run_in_executor(executor, db.depth)
-            oldest = await loop.run_in_executor(executor, db.oldest_unacked)
+            db, depth, oldest = await loop.run_in_executor(executor, _load, config)
         except (sqlite3.Error, OSError) as exc:
             executor.shutdown(wait=False)
             raise SpoolUnavailable(f"cannot open spool: {exc}") from exc
@@ -238,6 +236,8 @@ class Spool:
         The waiter is registered before the stored state is read, so an ack landing in between
         still wakes it. A reply that arrives after the waiter gave up is counted as late.
         """
+        if self._closing:
+            return None  # shutting down: the relay is gone, no reply can arrive
         future: asyncio.Future[contract.Reply | None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(event_id, set()).add(future)
         try:
@@ -367,6 +367,16 @@ class Spool:
             raise SpoolUnavailable(f"spool I/O failed: {exc}") from exc
         except RuntimeError as exc:  # the executor was shut down under us
             raise SpoolUnavailable("spool is closed") from exc
+
+
+def _load(config: SpoolConfig) -> tuple[SpoolDb, int, float | None]:
+    """Open the file and count the backlog (on the spool thread); nothing leaks on failure."""
+    db = SpoolDb.open(config.path)
+    try:
+        return db, db.depth(), db.oldest_unacked()
+    except BaseException:
+        db.close()
+        raise
 
 
 def _dumps(obj: Any) -> str:

@@ -366,3 +366,13 @@ async def test_spool_writable_false_after_close(open_spool: OpenSpool) -> None:
     spool = await open_spool()
     await spool.close()
     assert await spool.writable() is False
+
+
+async def test_spool_close_releases_reply_waiters_at_once(open_spool: OpenSpool) -> None:
+    spool = await open_spool()
+    await spool.commit(envelope(1))
+    waiter = asyncio.create_task(spool.wait_reply(envelope(1)["id"], 30))
+    await asyncio.sleep(0.01)
+    await spool.close()
+    assert await asyncio.wait_for(waiter, 1) is None
+    assert await spool.wait_reply(envelope(1)["id"], 30) is None
