@@ -42,7 +42,11 @@ async def _readiness_problem(app: web.Application) -> str:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text; the spool gauges are refreshed here so a scrape never reads stale depth."""
+    """Prometheus text; the spool gauges are refreshed from ``stats()`` on every scrape.
+
+    (The SQLite spool also binds the gauges to its counters with ``set_function``, which then
+    takes precedence; setting them here keeps any EventSpool's gauges current.)
+    """
     registry = request.app[METRICS]
     stats = request.app[SPOOL].stats()
     registry.spool_depth.set(stats.depth)
