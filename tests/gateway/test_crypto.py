@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.crypto import MessageCipher, decode_aes_key, new_nonce, sha1_signature, verify_signature
 from gateway.errors import BadSignature, MalformedRequest, WrongReceiver
@@ -217,3 +219,23 @@ def test_decrypt_with_another_key_raises_a_request_error(vectors: dict[str, Any]
 def test_decode_aes_key_wrong_length_raises_value_error() -> None:
     with pytest.raises(ValueError, match=r"32 bytes|base64"):
         decode_aes_key("short")
+
+
+# --- properties ----------------------------------------------------------------------------
+
+
+@given(message=st.binary(max_size=2000))
+def test_encrypt_decrypt_round_trips_any_bytes(message: bytes) -> None:
+    cipher = MessageCipher.from_encoding_aes_key(KEY, APP_ID)
+    assert cipher.decrypt(cipher.encrypt(message)) == message
+
+
+BASE64_BLOCKS = st.binary(min_size=16, max_size=200).map(lambda b: base64.b64encode(b).decode())
+
+
+@given(encrypted=st.text(max_size=200) | BASE64_BLOCKS)
+def test_decrypt_any_input_raises_only_request_errors(encrypted: str) -> None:
+    try:
+        MessageCipher.from_encoding_aes_key(KEY, APP_ID).decrypt(encrypted)
+    except (MalformedRequest, WrongReceiver):
+        pass

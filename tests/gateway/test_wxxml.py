@@ -6,8 +6,10 @@ import time
 
 import pytest
 import xmltodict
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gateway.errors import BodyTooLarge, HostileXml, MalformedRequest
+from gateway.errors import BodyTooLarge, HostileXml, MalformedRequest, RequestRejected
 from gateway.wxxml import build_xml, encrypted_reply_xml, parse_fields, text_reply_xml
 from tests.gateway.helpers import BILLION_LAUGHS
 
@@ -204,3 +206,26 @@ def test_encrypted_reply_xml_has_the_four_fields_in_order() -> None:
         "<xml><Encrypt><![CDATA[ENC==]]></Encrypt><MsgSignature><![CDATA[abc123]]></MsgSignature>"
         "<TimeStamp>1700000001</TimeStamp><Nonce><![CDATA[42]]></Nonce></xml>"
     )
+
+
+# --- properties ----------------------------------------------------------------------------
+
+XML_TEXT = st.text(
+    # XML 1.0 characters; "\r" is left out because every XML parser normalises line ends.
+    alphabet=st.characters(min_codepoint=0x20, blacklist_categories=("Cs",), blacklist_characters="\ufffe\uffff")
+    | st.sampled_from("\t\n"),
+    max_size=200,
+)
+
+
+@given(content=XML_TEXT)
+def test_build_xml_any_text_round_trips_through_parse_fields(content: str) -> None:
+    assert parse(build_xml({"Content": content}))["Content"] == content
+
+
+@given(body=st.binary(max_size=300) | st.text(alphabet="<>![]-?&;xmlDOCTYPEA/ \"'=", max_size=120).map(str.encode))
+def test_parse_fields_any_input_raises_only_request_errors(body: bytes) -> None:
+    try:
+        parse_fields(body, max_bytes=LIMIT)
+    except RequestRejected:
+        pass
