@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -19,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 import contract
 from gateway.app import SPOOL_STORE, create_app
 from gateway.config import GatewayConfig, load_config
+from gateway.keys import RELAY
 from tests.gateway.conftest import ACCOUNTS, FakeClock, HealthyRelay, fake_app
 from tests.gateway.helpers import CallbackBuilder, FakeSpool, text_message, write_config
 
@@ -172,6 +174,43 @@ async def test_app_event_is_durable_before_the_answer(
     resp = await gateway.post(MP_URL, params=query, data=body)
     assert resp.status == 200
     assert await gateway.app[SPOOL_STORE].contains(contract.event_id("main", fields))
+
+
+async def test_app_pull_mode_sidecar_leases_acks_and_its_reply_is_the_passive_reply(
+    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
+    tmp_path: Path,
+    clock: FakeClock,
+    mp: CallbackBuilder,
+) -> None:
+    pull = f'[relay]\nmode = "pull"\npull_listen = "127.0.0.1:0"\nsecrets = ["{SECRET}"]\n'
+    accounts = ACCOUNTS.replace("reply_budget = 0.3", "reply_budget = 2.0")
+    config = load_config(write_config(tmp_path, accounts, relay=pull))
+    gateway = await aiohttp_client(create_app(config, clock=clock))
+    host, port = gateway.app[RELAY].listen_address  # type: ignore[attr-defined]
+    signer = contract.RelaySigner([SECRET], clock=clock)
+    fields = text_message("via pull", from_user="o_dave")
+    query, body = mp.mp_safe(fields)
+
+    async def sidecar_round() -> None:
+        async with aiohttp.ClientSession() as session:
+            lease = contract.dump_json({"max": 10, "wait": 2})
+            async with session.post(f"http://{host}:{port}{contract.LEASE_PATH}", data=lease,
+                                    headers=signer.headers(lease)) as resp:
+                [event] = contract.parse_events(await resp.json())
+            assert (event["mode"], event["message"]) == ("safe", fields)
+            ack = contract.dump_json(
+                {"results": [{"id": event["id"], "status": "accepted", "reply": contract.text_reply("pulled")}]}
+            )
+            async with session.post(f"http://{host}:{port}{contract.ACK_PATH}", data=ack,
+                                    headers=signer.headers(ack)) as resp:
+                assert resp.status == 200
+
+    sidecar_task = asyncio.create_task(sidecar_round())
+    resp = await gateway.post(MP_URL, params=query, data=body)
+    await sidecar_task
+    assert resp.status == 200
+    reply = mp.open_reply(await resp.text())
+    assert (reply["ToUserName"], reply["Content"]) == ("o_dave", "pulled")
 
 
 # --- operational endpoints -----------------------------------------------------------------
