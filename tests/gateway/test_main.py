@@ -120,8 +120,8 @@ class Gateway:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Gateway]:
-    # main gets a 2 s reply budget and the sidecar is down, so a callback stays in flight 2 s.
-    accounts = ACCOUNTS.replace("reply_budget = 0.3\nlegacy_path = true", "reply_budget = 2.0\nlegacy_path = true")
+    # main gets a 1 s reply budget and the sidecar is down, so a callback stays in flight 1 s.
+    accounts = ACCOUNTS.replace("reply_budget = 0.3\nlegacy_path = true", "reply_budget = 1.0\nlegacy_path = true")
     path = write_config(tmp_path, accounts, extra='log_level = "info"\n')
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "--config", str(path),
@@ -162,12 +162,15 @@ async def test_main_sigterm_finishes_the_request_in_flight_and_exits_0(running: 
     url = f"http://127.0.0.1:{running.port}/wechat/main/callback"
     async with aiohttp.ClientSession() as session:
         pending = asyncio.create_task(session.post(url, params=query, data=body))
-        await committed(session, running.port)  # the handler now waits out its 2 s reply budget
+        await committed(session, running.port)  # the handler now waits out its 1 s reply budget
         running.proc.send_signal(signal.SIGTERM)
         async with await pending as resp:
             assert (resp.status, await resp.text()) == (200, "success")
     assert await running.drain() == 0
     assert [e["msg"] for e in running.logs][-1] == "stopped"
+    [answered] = [e for e in running.logs if e["msg"] == "callback answered"]
+    assert len(answered["request_id"]) == 32
+    assert (answered["user"], answered["outcome"], answered["mode"]) == ("oyOR…f0rs", "accepted", "safe")
     spool = await Spool.open(load_config(tmp_path / "gateway.toml").spool, GatewayMetrics())
     try:
         assert spool.stats().depth == 1
