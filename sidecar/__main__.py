@@ -1,0 +1,75 @@
+"""``python -m sidecar --config sidecar.toml [--check]`` (console script ``wx-sidecar``).
+
+Without a sub-command it runs the sidecar until SIGINT/SIGTERM (aiohttp's ``run_app`` turns
+both into a clean shutdown: cleanup contexts close the store and stop background tasks).
+``--check`` validates the config and exits 0 printing ``ok``, or 2 printing one line per
+problem. Sub-commands (``python -m sidecar --config … bindings list``) come from feature modules:
+each exposes ``add_commands(subparsers)`` registering parsers with
+``parser.set_defaults(command=fn)`` where ``fn(config, args) -> int``, and is listed in
+``COMMAND_MODULES`` below — one line per feature.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from common.config import ConfigError
+from common.logs import setup_logging
+from sidecar.app import create_app
+from sidecar.config import SidecarConfig, load_config
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+
+# Feature modules contributing sub-commands: each has add_commands(subparsers) -> None.
+COMMAND_MODULES: tuple[Callable[[Any], None], ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sidecar", description="WeChat notification sidecar (intranet)")
+    parser.add_argument("--config", required=True, type=Path, help="path to sidecar.toml")
+    parser.add_argument("--check", action="store_true", help="validate the config and exit (0 ok, 2 problems)")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add_commands in COMMAND_MODULES:
+        add_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check:
+        print("ok")
+        return EXIT_OK
+    command: Callable[[SidecarConfig, argparse.Namespace], int] | None = getattr(args, "command", None)
+    if command is not None:
+        return command(config, args)
+    return serve(config)
+
+
+def serve(config: SidecarConfig) -> int:
+    setup_logging(config.log_level)
+    web.run_app(
+        create_app(config),
+        host=config.server.host,
+        port=config.server.port,
+        shutdown_timeout=config.server.shutdown_timeout_s,
+        access_log=None,
+        print=None,
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
