@@ -86,9 +86,18 @@ class NginxProcess:
     def error_log(self) -> Path:
         return self.prefix / "logs" / "error.log"
 
-    def read_access_log(self) -> str:
-        """The access log so far; nginx writes each line when the request completes."""
-        return _read(self.access_log)
+    def read_access_log(self, min_lines: int = 0, timeout_s: float = 5.0) -> str:
+        """The access log, once it has at least ``min_lines`` lines.
+
+        nginx writes a request's line after the response has gone out, so a client that has just
+        read its answer may look before the line is there; ask for the lines you expect.
+        """
+        deadline = time.monotonic() + timeout_s
+        text = _read(self.access_log)
+        while text.count("\n") < min_lines and time.monotonic() < deadline:
+            time.sleep(0.01)
+            text = _read(self.access_log)
+        return text
 
     def read_error_log(self) -> str:
         return _read(self.error_log)
