@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -173,6 +173,19 @@ def _corp_problems(where: str, corp: WecomCorp) -> list[str]:
         if not _AES_KEY.fullmatch(agent.encoding_aes_key):
             problems.append(f"{where}.agents[{j}].encoding_aes_key: must be 43 characters of [A-Za-z0-9]")
     return problems
+
+
+def config_to_dict(config: EmulatorConfig) -> dict[str, Any]:
+    """The config in the file format (secrets included: it is written for the emulator to read)."""
+    data = asdict(config)
+    for app in data["mp_apps"]:
+        for template in app["templates"]:
+            template["fields"] = dict(template["fields"])
+        if not app["encoding_aes_key"]:
+            del app["encoding_aes_key"]
+    for user in data["users"]:
+        user["follows"] = list(user["follows"])
+    return data
 
 
 def load_config(path: Path, listen: str | None = None) -> EmulatorConfig:
