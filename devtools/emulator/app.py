@@ -22,10 +22,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from devtools.emulator import admin, login, mp_api, people, wecom_api
-from devtools.emulator.calls import wechat_json
 from devtools.emulator.config import EmulatorConfig
 from devtools.emulator.errors import AdminError, ApiError
 from devtools.emulator.faults import apply_faults
+from devtools.emulator.jsonwire import wechat_json
 from devtools.emulator.keys import BACKGROUND, CALLER, PUSHER, WORLD, Background
 from devtools.emulator.pusher import Pusher
 from devtools.emulator.records import Call
@@ -69,6 +69,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except ApiError as exc:
+        caller = request.get(CALLER, "")
+        log.info("%s answered errcode %s: %s", request.path, exc.errcode, exc.errmsg, extra={"caller": caller})
         _record_call(request, 200, exc.errcode, ",".join(r.kind for r in rules))
         return wechat_json(exc.body())
     except web.HTTPException as exc:

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from devtools.emulator.errors import ApiError
+from devtools.emulator.jsonwire import wechat_json
 from devtools.emulator.keys import CALLER, WORLD
 from devtools.emulator.tokens import Family, IssuedToken
 
@@ -29,11 +30,6 @@ def authenticate(request: web.Request, family: Family) -> IssuedToken:
     token = request.app[WORLD].tokens.check(request.query.get("access_token"), family)
     request[CALLER] = token.owner
     return token
-
-
-def wechat_json(data: dict[str, Any]) -> web.Response:
-    """JSON as WeChat sends it: UTF-8 text, not \\u escapes."""
-    return web.json_response(data, dumps=lambda v: json.dumps(v, ensure_ascii=False))
 
 
 def ok(**fields: Any) -> web.Response:

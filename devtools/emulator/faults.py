@@ -15,6 +15,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from devtools.emulator.errors import AdminError, ApiError
+from devtools.emulator.jsonwire import wechat_json
 
 FaultKind = Literal["errcode", "latency", "drop"]
 KINDS: tuple[FaultKind, ...] = ("errcode", "latency", "drop")
@@ -109,7 +110,7 @@ async def apply_faults(request: web.Request, rules: list[Fault]) -> web.StreamRe
             await asyncio.sleep(rule.latency_s)
     for rule in rules:
         if rule.kind == "errcode":
-            return web.json_response(ApiError(rule.errcode, rule.errmsg).body())
+            return wechat_json(ApiError(rule.errcode, rule.errmsg).body())
         if rule.kind == "drop":
             if request.transport is not None:
                 request.transport.close()

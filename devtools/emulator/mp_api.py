@@ -15,6 +15,7 @@ from common.config import Secret
 from devtools.emulator.calls import authenticate, ok, read_json, text_field
 from devtools.emulator.config import MpApp
 from devtools.emulator.errors import ApiError
+from devtools.emulator.jsonwire import wechat_json
 from devtools.emulator.keys import BACKGROUND, CALLER, PUSHER, WORLD
 from devtools.emulator.render import render_template
 from devtools.emulator.state import World
@@ -46,7 +47,7 @@ async def token(request: web.Request) -> web.Response:
     app = _credentials(request, q.get("appid"), q.get("secret"), q.get("grant_type"))
     world = request.app[WORLD]
     issued = world.tokens.classic(app.appid)
-    return web.json_response({"access_token": issued.value, "expires_in": issued.expires_in(world.clock())})
+    return wechat_json({"access_token": issued.value, "expires_in": issued.expires_in(world.clock())})
 
 
 async def stable_token(request: web.Request) -> web.Response:
@@ -60,7 +61,7 @@ async def stable_token(request: web.Request) -> web.Response:
         raise ApiError(47001, "data format error")
     world = request.app[WORLD]
     issued = world.tokens.stable(app.appid, force=force)
-    return web.json_response({"access_token": issued.value, "expires_in": issued.expires_in(world.clock())})
+    return wechat_json({"access_token": issued.value, "expires_in": issued.expires_in(world.clock())})
 
 
 def _app(request: web.Request) -> tuple[World, MpApp]:
@@ -197,13 +198,13 @@ async def qrcode_create(request: web.Request) -> web.Response:
     scene = _scene(action, body.get("action_info"))
     if "LIMIT" in action:
         ticket = world.add_ticket(app.appid, action, scene, None)
-        return web.json_response({"ticket": ticket.ticket, "url": ticket.url})
+        return wechat_json({"ticket": ticket.ticket, "url": ticket.url})
     expire = body.get("expire_seconds", world.config.timing.qr_default_expire_s)
     if isinstance(expire, bool) or not isinstance(expire, int) or expire < 1:
         raise ApiError(47001, "data format error")
     expire = min(expire, MAX_QR_EXPIRE_S)
     ticket = world.add_ticket(app.appid, action, scene, expire)
-    return web.json_response({"ticket": ticket.ticket, "expire_seconds": expire, "url": ticket.url})
+    return wechat_json({"ticket": ticket.ticket, "expire_seconds": expire, "url": ticket.url})
 
 
 async def showqrcode(request: web.Request) -> web.Response:

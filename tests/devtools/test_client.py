@@ -40,7 +40,8 @@ async def test_client_drives_people_and_reads_phones(callback):
             openid = next(u for u in await client.users() if u["name"] == "dave")["openids"][APPID]
             body = {"touser": openid, "template_id": TEMPLATE_ID, "data": {"thing1": {"value": "磁盘满"}}}
             url = emu.base_url + "/cgi-bin/message/template/send"
-            await session.post(url, params={"access_token": token}, json=body)
+            async with session.post(url, params={"access_token": token}, json=body) as resp:
+                assert (await resp.json())["errcode"] == 0
         assert [m["channel"] for m in await client.phone("dave")] == ["mp.template"]
         assert (await client.token_counts())[APPID]["token"] == 1
 

@@ -23,7 +23,7 @@ async def stable(emu, force=None, secret=SECRET):
 async def test_token_fetch_answers_token_and_7200_seconds(emu):
     resp = await emu.get("/cgi-bin/token", params={"grant_type": "client_credential", "appid": APPID, "secret": SECRET})
     body = await resp.json()
-    assert resp.status == 200
+    assert resp.status == 200 and resp.headers["Content-Type"] == "application/json; encoding=utf-8"
     assert set(body) == {"access_token", "expires_in"}
     assert body["expires_in"] == 7200
     assert len(body["access_token"]) >= 100
