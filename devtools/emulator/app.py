@@ -11,7 +11,9 @@ server on a loopback port for tests and the demo::
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -81,9 +83,19 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+async def _callback_tls(config: EmulatorConfig) -> ssl.SSLContext | bool:
+    """How pushes check an https callback URL's certificate (a test CA, or not at all)."""
+    if not config.callback_tls_verify:
+        return False
+    if config.callback_ca_file:
+        return await asyncio.to_thread(ssl.create_default_context, cafile=config.callback_ca_file)
+    return True
+
+
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
     """The pusher's client session (WeChat's servers calling the callback URLs)."""
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(ssl=await _callback_tls(app[WORLD].config))
+    async with aiohttp.ClientSession(connector=connector) as session:
         app[PUSHER] = Pusher(app[WORLD], session)
         yield
 

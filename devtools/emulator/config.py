@@ -107,6 +107,8 @@ class EmulatorConfig:
     users: tuple[User, ...] = ()
     timing: Timing = field(default_factory=Timing)
     listen: str = "127.0.0.1:0"
+    callback_ca_file: str = ""
+    callback_tls_verify: bool = True
 
     def __post_init__(self) -> None:
         problems = config_problems(self)
@@ -211,6 +213,8 @@ def config_from_dict(data: dict[str, Any], base_dir: Path, *, listen: str | None
     problems: list[str] = []
     root = Section(data, "", base_dir, problems)
     listen_value = root.text("listen", "127.0.0.1:0")
+    ca_file = root.text("callback_ca_file", "")
+    tls_verify = root.boolean("callback_tls_verify", True)
     timing = _timing(root.table("timing"))
     apps = [_mp_app(s, _raw_list(data, "mp_apps")[i]) for i, s in enumerate(root.tables("mp_apps"))]
     corps = [_corp(s) for s in root.tables("wecom_corps")]
@@ -224,6 +228,8 @@ def config_from_dict(data: dict[str, Any], base_dir: Path, *, listen: str | None
         users=tuple(users),
         timing=timing,
         listen=listen or listen_value,
+        callback_ca_file=str(base_dir / ca_file) if ca_file else "",
+        callback_tls_verify=tls_verify,
     )
 
 
