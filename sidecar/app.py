@@ -29,6 +29,7 @@ from sidecar import relay, token_api
 from sidecar.callers import CallerAuth
 from sidecar.config import SidecarConfig
 from sidecar.errors import SidecarError, StoreError
+from sidecar.housekeeping import housekeeping_ctx
 from sidecar.inbox import Dispatcher, register_builtin_handlers
 from sidecar.keys import (
     CALLERS,
@@ -96,6 +97,7 @@ def create_app(
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(http_ctx)
     app.cleanup_ctx.append(tokens_ctx)
+    app.cleanup_ctx.append(housekeeping_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

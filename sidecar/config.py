@@ -61,6 +61,7 @@ class StoreConfig:
     url: str
     path: Path  # the SQLite file the url names, resolved against the config file's folder
     busy_timeout_s: float = 5.0
+    inbox_retention_s: int = 7 * 24 * 3600  # processed relay events are kept this long
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,7 @@ def _store(s: Section) -> StoreConfig:
         url=url if isinstance(url, str) else "",
         path=path,
         busy_timeout_s=s.number("busy_timeout_s", 5.0, min=0.1, max=120),
+        inbox_retention_s=s.integer("inbox_retention_s", 7 * 24 * 3600, min=3600),
     )
 
 

@@ -11,9 +11,12 @@ import aiosqlite
 import pytest
 
 from contract import make_envelope, text_reply
+from sidecar.config import load_config
 from sidecar.errors import NestedTransaction, UserAlreadyBound, WxIdTaken
+from sidecar.housekeeping import purge_once
 from sidecar.store import AuditRecord, Binding, BindingLink, BindingSession, SqliteStore, open_sqlite_store
 from sidecar.store.migrations import MIGRATIONS, Migration, check_order
+from tests.sidecar.helpers import write_config
 
 
 @pytest.fixture
@@ -322,3 +325,25 @@ async def test_audit_record_round_trips_and_filters(store: SqliteStore) -> None:
     assert await store.audit.list(app_code="bk_paas") == [entry]
     assert [r.request_id for r in await store.audit.list()] == ["rid2", "rid1"]
     assert await store.audit.purge(before=1.5) == 1
+
+
+# housekeeping -----------------------------------------------------------------------------------
+
+
+async def test_purge_once_drops_old_rows_and_keeps_recent_ones(store: SqliteStore, tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path))
+    day = 24 * 3600.0
+    now = 100 * day
+    old, recent = envelope("o1"), envelope("o2")
+    await store.inbox.add(old, received_at=now - 8 * day)  # type: ignore[arg-type]
+    await store.inbox.complete(old["id"], reply=None, processed_at=now - 8 * day)
+    await store.inbox.add(recent, received_at=now - day)  # type: ignore[arg-type]
+    await store.inbox.complete(recent["id"], reply=None, processed_at=now - day)
+    await store.audit.record(AuditRecord("r-old", now - 91 * day, "app", "main", [], "ok"))
+    await store.audit.record(AuditRecord("r-new", now - day, "app", "main", [], "ok"))
+    await store.binding_links.create(BindingLink("h-old", "a", "main", created_at=0.0, expires_at=now - 2 * day))
+    await store.binding_links.create(BindingLink("h-new", "a", "main", created_at=0.0, expires_at=now - 60))
+    removed = await purge_once(store, config, now)
+    assert removed == {"inbox": 1, "binding_sessions": 0, "binding_links": 1, "audit": 1}
+    assert await store.inbox.get(recent["id"]) is not None
+    assert [r.request_id for r in await store.audit.list()] == ["r-new"]
