@@ -5,7 +5,7 @@ SidecarError
 │   ├── MalformedRequest     400  unparsable body, missing or ill-formed parameter
 │   ├── NotFound             404  no such account, route or record
 │   └── RelayAuthError       401  a relay request whose webhook signature does not verify
-├── AuthError (401/403: an intranet caller of our API; esb maps these to BlueKing 1306401–1306406)
+├── AuthError (401/403: an intranet caller of our API; ``bk_code`` 1306401–1306406 for the envelope)
 │   ├── MissingCredentials   no app code, or no secret and no signature
 │   ├── UnknownApp           app code not among [[clients]]
 │   ├── BadAppSecret         app secret does not match
@@ -21,6 +21,7 @@ SidecarError
 │   ├── UserNotSubscribed    43004 the openid unfollowed the account
 │   ├── InvalidRecipient     40003 invalid openid; WeCom 81013 every recipient invalid
 │   └── InvalidCode          40029 an OAuth/login code that is unknown, used or expired
+├── PullError             502  the gateway's pull listener failed a lease or an ack (we back off)
 └── StoreError (503: the store could not do its job; the caller may retry)
     ├── StoreUnavailable     the database is locked, gone or failing
     ├── UserAlreadyBound     the user already has a WeChat id on this account
@@ -174,6 +175,11 @@ def wechat_error(errcode: int, errmsg: str, *, api: str = "", token_fetch: bool 
     if token_fetch and errcode in CREDENTIAL_CODES:
         return CredentialRejected(errcode, errmsg, api=api)
     return _BY_CODE.get(errcode, WeChatError)(errcode, errmsg, api=api)
+
+
+class PullError(SidecarError):
+    status = 502
+    reason = "relay pull failed"
 
 
 class StoreError(SidecarError):

@@ -36,7 +36,7 @@ from contract import (
     parse_events,
 )
 from sidecar.config import RelayConfig
-from sidecar.errors import MalformedRequest, RelayAuthError, SidecarError
+from sidecar.errors import MalformedRequest, PullError, RelayAuthError, SidecarError
 from sidecar.inbox import Dispatcher
 from sidecar.keys import CLOCK, CONFIG, DISPATCHER, METRICS, STORE
 from sidecar.metrics import SidecarMetrics
@@ -78,13 +78,6 @@ async def receive_events(request: web.Request) -> web.Response:
 async def process_all(dispatcher: Dispatcher, store: Store, events: list[Envelope]) -> list[Result]:
     """Process in order; a StoreError stops the batch (unacknowledged events come again)."""
     return [await dispatcher.process(store, event) for event in events]
-
-
-class PullError(SidecarError):
-    """The gateway's pull listener could not be leased from or acknowledged to."""
-
-    status = 502
-    reason = "relay pull failed"
 
 
 class PullClient:

@@ -93,3 +93,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_feature_sub_command_runs_with_the_loaded_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    import sidecar.__main__ as entry
+    from sidecar.config import SidecarConfig
+
+    def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+        parser = subparsers.add_parser("hello")
+        parser.add_argument("name")
+
+        def hello(config: SidecarConfig, args: argparse.Namespace) -> int:
+            print(f"hello {args.name} on {config.default_account().name}")
+            return 7
+
+        parser.set_defaults(command=hello)
+
+    monkeypatch.setattr(entry, "COMMAND_MODULES", (add_commands,))
+    assert entry.main(["--config", str(write_config(tmp_path)), "hello", "bob"]) == 7
+    assert capsys.readouterr().out == "hello bob on main\n"
