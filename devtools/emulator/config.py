@@ -143,6 +143,12 @@ def config_problems(config: EmulatorConfig) -> list[str]:
         problems += [f"{where}.follows: unknown MP app {a!r}" for a in user.follows if a not in appids]
         problems += [f"{where}.openids: unknown MP app {a!r}" for a in user.openids if a not in appids]
         problems += [f"{where}.wecom: unknown corp {c!r}" for c in user.wecom if c not in corpids]
+    for kind, pairs in (
+        ("openid", [(a, o) for u in config.users for a, o in u.openids.items()]),
+        ("WeCom userid", [(c, i) for u in config.users for c, i in u.wecom.items()]),
+    ):
+        twice = sorted(p for p in set(pairs) if pairs.count(p) > 1)
+        problems += [f"users: {kind} {i!r} of {a} is given to two users" for a, i in twice]
     return problems
 
 

@@ -7,7 +7,7 @@ import sys
 import aiohttp
 import pytest
 
-from devtools.emulator import load_config
+from devtools.emulator import EmulatorConfig, MpApp, User, load_config
 from devtools.emulator.errors import ConfigError
 from tests.devtools.conftest import AES_KEY, CORP_AES_KEY
 
@@ -130,3 +130,10 @@ async def test_cli_bad_config_exits_2_with_one_line_per_problem(tmp_path):
     assert proc.returncode == 2 and out == b""
     assert "emulator config: bogus: unknown key" in lines
     assert any("users[0].name: is required" in line for line in lines)
+
+
+def test_config_refuses_one_openid_for_two_users():
+    app = MpApp(appid="wx1", secret="s", token="t", original_id="gh_1")
+    users = (User(name="a", openids={"wx1": "o1"}), User(name="b", openids={"wx1": "o1"}))
+    with pytest.raises(ConfigError, match="openid 'o1' of wx1 is given to two users"):
+        EmulatorConfig(mp_apps=(app,), users=users)
