@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from common import logs
-from sidecar import relay, token_api
+from sidecar import esb, relay, token_api
 from sidecar.callers import CallerAuth
 from sidecar.config import SidecarConfig
 from sidecar.errors import SidecarError, StoreError
@@ -104,6 +104,7 @@ def create_app(
     # Features, one line each (their cleanup contexts run after the core ones above).
     relay.setup(app)
     token_api.setup(app)
+    esb.setup(app)
     return app
 
 

@@ -1,0 +1,101 @@
+"""Sending MP template messages: one call per openid, a bounded number at a time.
+
+Each call runs through the token manager with ``safe_to_repeat=True``: the body carries a
+``client_msg_id`` (sidecar.esb.template), so a call retried after a timeout, a ``-1`` or a 45009
+cannot deliver twice, and an invalid token (40001/40014/42001) is refreshed once and the call
+repeated once. The body is the official one, keys in WeChat's documented order:
+``{touser, template_id, url?, client_msg_id, data}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from common.logs import short_id
+from sidecar.config import MpAccount
+from sidecar.errors import WeChatError
+from sidecar.esb import template
+from sidecar.esb.outcome import Delivery, Failure
+from sidecar.esb.params import Message
+from sidecar.metrics import SidecarMetrics
+from sidecar.tokens import TokenManager
+from sidecar.wxapi import WeChatApi
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MpSender:
+    """What a template send needs from the app, handed over explicitly."""
+
+    tokens: TokenManager
+    api: WeChatApi
+    metrics: SidecarMetrics
+    recent: template.RecentSends
+    clock: Callable[[], float]
+    concurrency: int
+
+
+async def send_templates(
+    sender: MpSender,
+    account: MpAccount,
+    openids: Sequence[str],
+    message: Message,
+    *,
+    url: str = "",
+    idempotency_key: str = "",
+) -> Delivery:
+    data, cuts = template.template_data(account, message, template.sent_at(sender.clock))
+    template.log_cuts(account.name, cuts)
+    fingerprint = template.content_fingerprint(account, url, message)
+    salt = sender.recent.salt(fingerprint, idempotency_key)
+    limit = asyncio.Semaphore(sender.concurrency)
+    delivery = Delivery("template", tuple(openids))
+
+    async def one(openid: str) -> None:
+        body = _body(account, openid, url, data, template.client_msg_id(account, openid, url, message, salt))
+        async with limit:
+            await _send_one(sender, account, openid, body, delivery)
+
+    await asyncio.gather(*(one(openid) for openid in openids))
+    return delivery
+
+
+def _body(
+    account: MpAccount, openid: str, url: str, data: dict[str, dict[str, str]], msg_id: str
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"touser": openid, "template_id": account.template_id}
+    if url:
+        body["url"] = url
+    body["client_msg_id"] = msg_id
+    body["data"] = data
+    return body
+
+
+async def _send_one(
+    sender: MpSender, account: MpAccount, openid: str, body: dict[str, Any], delivery: Delivery
+) -> None:
+    async def call(token: str) -> dict[str, Any]:
+        return await sender.api.template_send(token, body)
+
+    try:
+        answer = await sender.tokens.run(account.name, call, safe_to_repeat=True)
+    except WeChatError as exc:
+        delivery.failures.append(Failure((openid,), exc.errcode, exc.errmsg))
+        sender.metrics.messages.labels(account.name, "template", "failed").inc()
+        log.warning(
+            "template message not sent",
+            extra={"account": account.name, "openid": short_id(openid), "errcode": exc.errcode, "reason": exc.detail},
+        )
+        return
+    delivery.delivered.append(openid)
+    if answer.get("msgid") is not None:
+        delivery.msgids.append(str(answer["msgid"]))
+    sender.metrics.messages.labels(account.name, "template", "ok").inc()
+
+
+__all__ = ["MpSender", "send_templates"]
