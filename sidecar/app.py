@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from common import logs
-from sidecar import esb, relay, token_api
+from sidecar import binding, esb, relay, token_api
 from sidecar.callers import CallerAuth
 from sidecar.config import SidecarConfig
 from sidecar.errors import SidecarError, StoreError
@@ -105,6 +105,7 @@ def create_app(
     relay.setup(app)
     token_api.setup(app)
     esb.setup(app)
+    binding.setup(app)
     return app
 
 
