@@ -65,9 +65,7 @@ async def send_templates(
     return delivery
 
 
-def _body(
-    account: MpAccount, openid: str, url: str, data: dict[str, dict[str, str]], msg_id: str
-) -> dict[str, Any]:
+def _body(account: MpAccount, openid: str, url: str, data: dict[str, dict[str, str]], msg_id: str) -> dict[str, Any]:
     body: dict[str, Any] = {"touser": openid, "template_id": account.template_id}
     if url:
         body["url"] = url

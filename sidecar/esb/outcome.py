@@ -121,9 +121,7 @@ def _merge(failures: Iterable[Failure]) -> list[Failure]:
 
 
 def _failed_rows(failures: Iterable[Failure]) -> list[dict[str, Any]]:
-    return [
-        {"receiver": r, "errcode": f.errcode, "errmsg": f.label or f.errmsg} for f in failures for r in f.receivers
-    ]
+    return [{"receiver": r, "errcode": f.errcode, "errmsg": f.label or f.errmsg} for f in failures for r in f.receivers]
 
 
 def _listed(ids: Sequence[str]) -> str:

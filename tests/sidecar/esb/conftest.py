@@ -93,7 +93,8 @@ async def make_rig(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[RigFact
     with ExitStack() as stack:
 
         async def build(*, replace: dict[str, str] | None = None, extra: str = "") -> Rig:
-            config = load_config(write_config(tmp_path, replace={"wechat": FAST_RETRIES, **(replace or {})}, extra=extra))
+            sections = {"wechat": FAST_RETRIES, **(replace or {})}
+            config = load_config(write_config(tmp_path, replace=sections, extra=extra))
             clock = Clock()
             app = create_app(config, clock=clock)
             client: TestClient = await aiohttp_client(app)
