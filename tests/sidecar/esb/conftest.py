@@ -38,7 +38,7 @@ class Clock:
 
 @dataclass
 class Rig:
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     app: web.Application
     wechat: FakeWeChat
     clock: Clock
@@ -97,7 +97,7 @@ async def make_rig(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[RigFact
             config = load_config(write_config(tmp_path, replace=sections, extra=extra))
             clock = Clock()
             app = create_app(config, clock=clock)
-            client: TestClient = await aiohttp_client(app)
+            client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
             mocked = stack.enter_context(aioresponses(passthrough=[str(client.make_url("/"))]))
             return Rig(client, app, FakeWeChat(mocked), clock)
 

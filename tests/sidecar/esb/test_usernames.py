@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.sidecar.esb.conftest import Rig
 
 DATA = {"heading": "h", "message": "m"}
 
 
-async def send_to(rig: Rig, usernames: str, **extra: object) -> dict[str, object]:
+async def send_to(rig: Rig, usernames: str, **extra: object) -> dict[str, Any]:
     return await rig.send("send_weixin", json={"receiver__username": usernames, "data": DATA, **extra})
 
 
