@@ -7,7 +7,6 @@ unless ``auth=False``) and returns the envelope; ``rig.wechat`` records what WeC
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,8 +88,13 @@ RigFactory = Callable[..., Awaitable[Rig]]
 
 @pytest.fixture
 async def make_rig(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[RigFactory]:
-    """Build a rig from the standard test config with sections replaced or TOML added."""
-    with ExitStack() as stack:
+    """Build rigs from the standard test config with sections replaced or TOML added.
+
+    Rigs built in one test are replicas: they share the store (the same SQLite file) and WeChat.
+    """
+    passthrough: list[str] = []  # aioresponses keeps this list: each new test server is added
+    with aioresponses(passthrough=passthrough) as mocked:
+        wechat = FakeWeChat(mocked)
 
         async def build(*, replace: dict[str, str] | None = None, extra: str = "") -> Rig:
             sections = {"wechat": FAST_RETRIES, **(replace or {})}
@@ -98,8 +102,8 @@ async def make_rig(tmp_path: Path, aiohttp_client: Any) -> AsyncIterator[RigFact
             clock = Clock()
             app = create_app(config, clock=clock)
             client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
-            mocked = stack.enter_context(aioresponses(passthrough=[str(client.make_url("/"))]))
-            return Rig(client, app, FakeWeChat(mocked), clock)
+            passthrough.append(str(client.make_url("/")))
+            return Rig(client, app, wechat, clock)
 
         yield build
 
