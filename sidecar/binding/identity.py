@@ -71,7 +71,7 @@ class BkLogin:
         clock: Callable[[], float] = time.time,
         cache_ttl_s: float = CACHE_TTL_S,
     ) -> None:
-        self._url = URL(url)
+        self._url = login_endpoint(url)
         self._session = session
         self._clock = clock
         self._ttl = cache_ttl_s
@@ -117,6 +117,18 @@ class BkLogin:
         if status != 200:
             return None  # 3xx to a login page, 400 "登录态已过期", 401, 403: not signed in
         return _username_from(raw)
+
+
+def login_endpoint(url: str) -> URL:
+    """The endpoint URL with its trailing slash back.
+
+    The config strips trailing slashes (it treats URLs as bases); BlueKing's endpoints are
+    Django views whose paths end in ``/`` and answer a slash-less path with a redirect.
+    """
+    parsed = URL(url)
+    if parsed.path.endswith("/"):
+        return parsed
+    return parsed.with_path(parsed.path + "/").with_query(parsed.query)
 
 
 def _username_from(raw: bytes) -> str | None:
