@@ -53,9 +53,7 @@ async def test_unbind_from_public_url_origin_is_accepted(alice: Rig) -> None:
 
 async def test_unbind_with_same_site_referer_and_no_origin_is_accepted(alice: Rig) -> None:
     await alice.store.bindings.bind("main", "alice", "oAlice", now=alice.clock())
-    response = await alice.client.post(
-        CONSOLE + "unbind_wx_user_info/", headers={"Referer": alice.origin + "/bind/"}
-    )
+    response = await alice.client.post(CONSOLE + "unbind_wx_user_info/", headers={"Referer": alice.origin + "/bind/"})
     assert response.status == 200 and (await response.json())["result"] is True
 
 
@@ -80,7 +78,8 @@ async def test_console_without_identity_answers_401_with_message(rig: Rig) -> No
 async def test_console_with_forged_session_cookie_is_refused(rig: Rig) -> None:
     from sidecar.binding.cookies import COOKIE_NAME
 
-    rig.client.session.cookie_jar.update_cookies({COOKIE_NAME: "eyJ1IjoiYWxpY2UiLCJhIjoibWFpbiIsImUiOjk5OTk5OTk5OTl9.AAAA"})
+    forged = "eyJ1IjoiYWxpY2UiLCJhIjoibWFpbiIsImUiOjk5OTk5OTk5OTl9.AAAA"  # alice on main, far future, no MAC
+    rig.client.session.cookie_jar.update_cookies({COOKIE_NAME: forged})
     status, _ = await rig.console("get_bind_status/")
     assert status == 401
 

@@ -54,7 +54,9 @@ async def test_get_qrcode_url_is_a_local_svg_image_not_wechats(alice: Rig) -> No
 
 
 async def test_get_qrcode_offers_wechats_image_with_the_ticket_url_encoded(alice: Rig) -> None:
-    alice.wechat.queue("qrcode_create", {"ticket": "gQH47joAAAAA+/b=", "expire_seconds": 600, "url": "http://weixin.qq.com/q/x"})
+    alice.wechat.queue(
+        "qrcode_create", {"ticket": "gQH47joAAAAA+/b=", "expire_seconds": 600, "url": "http://weixin.qq.com/q/x"}
+    )
     _, body = await alice.console("mp/get_qrcode/")
     assert body["image_url"] == "https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=gQH47joAAAAA%2B%2Fb%3D"
 
