@@ -1,0 +1,144 @@
+"""``python -m sidecar bindings …`` as an admin runs it: a real process on a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sidecar.config import load_config
+from sidecar.store import Binding, open_store
+from tests.sidecar.helpers import write_config
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+def sidecar(config: Path, *args: str, config_last: bool = False) -> subprocess.CompletedProcess[str]:
+    argv = [*args, "--config", str(config)] if config_last else ["--config", str(config), *args]
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def seed(config_path: Path, *rows: tuple[str, str, str]) -> None:
+    async def run() -> None:
+        store = await open_store(load_config(config_path).store)
+        try:
+            for account, username, wx_id in rows:
+                await store.bindings.bind(account, username, wx_id, now=1_700_000_000.0)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def stored(config_path: Path, account: str = "main") -> list[Binding]:
+    async def run() -> list[Binding]:
+        store = await open_store(load_config(config_path).store)
+        try:
+            return await store.bindings.list(account)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def test_cli_list_prints_every_binding(config_path: Path) -> None:
+    seed(config_path, ("main", "alice", "oAlice"), ("corp", "bob", "bob-wecom"))
+    result = sidecar(config_path, "bindings", "list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "account\tusername\twx_id\tstate\tbound_at"
+    assert "corp\tbob\tbob-wecom\tactive\t2023-11-14T22:13:20Z" in lines
+    assert any(line.startswith("main\talice\toAlice\tactive") for line in lines)
+    assert "2 binding(s)" in result.stderr
+
+
+def test_cli_list_one_account_as_json(config_path: Path) -> None:
+    seed(config_path, ("main", "alice", "oAlice"), ("corp", "bob", "bob-wecom"))
+    result = sidecar(config_path, "bindings", "list", "--account", "corp", "--json")
+    assert result.returncode == 0
+    assert result.stdout.strip() == (
+        '{"account": "corp", "username": "bob", "wx_id": "bob-wecom", "active": true, "bound_at": 1700000000.0}'
+    )
+
+
+def test_cli_accepts_config_after_the_sub_command(config_path: Path) -> None:
+    seed(config_path, ("main", "alice", "oAlice"))
+    result = sidecar(config_path, "bindings", "show", "alice", config_last=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("main\talice\toAlice\tactive")
+
+
+def test_cli_show_unknown_user_exits_1(config_path: Path) -> None:
+    result = sidecar(config_path, "bindings", "show", "nobody")
+    assert result.returncode == 1
+    assert "nobody has no binding on main" in result.stderr
+
+
+def test_cli_unknown_account_exits_2(config_path: Path) -> None:
+    result = sidecar(config_path, "bindings", "list", "--account", "nope")
+    assert result.returncode == 2
+    assert "unknown account 'nope'" in result.stderr
+
+
+def test_cli_remove_unbinds(config_path: Path) -> None:
+    seed(config_path, ("main", "alice", "oAlice"), ("main", "carol", "oCarol"))
+    result = sidecar(config_path, "bindings", "remove", "alice")
+    assert result.returncode == 0
+    assert [b.username for b in stored(config_path)] == ["carol"]
+    assert sidecar(config_path, "bindings", "remove", "alice").returncode == 1
+
+
+def test_cli_import_reports_imported_skipped_and_conflicting(config_path: Path, tmp_path: Path) -> None:
+    seed(config_path, ("main", "alice", "oAlice"), ("main", "dave", "oDave"))
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_text(
+        "\ufeffusername,wx_userid\n"
+        "alice,oAlice\n"  # already bound to this id: skipped
+        "bob,oBob\n"  # imported
+        "carol,\n"  # no id: skipped
+        "eve,oDave\n"  # the id belongs to dave: conflicting
+        "dave,oDave2\n"  # dave has another id: conflicting
+        "frank,oFrank,extra column\n"  # imported
+        "frank,oFrank9\n"  # frank twice in the file: conflicting
+        "\n"
+        "bad name,oX\n",  # skipped
+        encoding="utf-8",
+    )
+    result = sidecar(config_path, "bindings", "import", str(csv_file))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "imported 2, skipped 3, conflicting 3"
+    assert "line 5: eve:" in result.stdout and "line 8: frank: clashes with line 7" in result.stdout
+    got = {b.username: b.wx_id for b in stored(config_path)}
+    assert got == {"alice": "oAlice", "bob": "oBob", "dave": "oDave", "frank": "oFrank"}
+
+
+def test_cli_import_into_named_account(config_path: Path, tmp_path: Path) -> None:
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_text("zhangsan,zhangsan\nlisi,lisi\n", encoding="utf-8")
+    result = sidecar(config_path, "bindings", "import", str(csv_file), "--account", "corp")
+    assert result.stdout.splitlines()[-1] == "imported 2, skipped 0, conflicting 0"
+    assert [b.username for b in stored(config_path, "corp")] == ["lisi", "zhangsan"]
+    assert stored(config_path, "main") == []
+
+
+def test_cli_import_twice_is_idempotent(config_path: Path, tmp_path: Path) -> None:
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_text("alice,oAlice\n", encoding="utf-8")
+    sidecar(config_path, "bindings", "import", str(csv_file))
+    again = sidecar(config_path, "bindings", "import", str(csv_file))
+    assert again.stdout.splitlines()[-1] == "imported 0, skipped 1, conflicting 0"
+
+
+def test_cli_import_missing_file_exits_2(config_path: Path, tmp_path: Path) -> None:
+    result = sidecar(config_path, "bindings", "import", str(tmp_path / "nope.csv"))
+    assert result.returncode == 2 and "cannot read" in result.stderr
