@@ -22,18 +22,20 @@ from aiohttp import web
 from common.config import ConfigError
 from common.logs import setup_logging
 from sidecar.app import create_app
+from sidecar.binding import cli as bindings_cli
 from sidecar.config import SidecarConfig, load_config
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
 
 # Feature modules contributing sub-commands: each has add_commands(subparsers) -> None.
-COMMAND_MODULES: tuple[Callable[[Any], None], ...] = ()
+COMMAND_MODULES: tuple[Callable[[Any], None], ...] = (bindings_cli.add_commands,)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sidecar", description="WeChat notification sidecar (intranet)")
-    parser.add_argument("--config", required=True, type=Path, help="path to sidecar.toml")
+    # Not required here: a sub-command may take --config after its name (checked in main).
+    parser.add_argument("--config", type=Path, help="path to sidecar.toml")
     parser.add_argument("--check", action="store_true", help="validate the config and exit (0 ok, 2 problems)")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add_commands in COMMAND_MODULES:
@@ -42,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config is None:
+        parser.error("the following arguments are required: --config")
     try:
         config = load_config(args.config)
     except ConfigError as exc:
