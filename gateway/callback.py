@@ -272,6 +272,8 @@ async def _body(request: web.Request) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyTooLarge(f"body is over the {limit} byte limit") from None
+    except web.RequestPayloadError:  # a Content-Encoding that does not decode, a body cut short
+        raise MalformedRequest("body could not be read: bad Content-Encoding or incomplete transfer") from None
 
 
 def _message(fields: Fields) -> Fields:
