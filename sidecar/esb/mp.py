@@ -5,6 +5,11 @@ Each call runs through the token manager with ``safe_to_repeat=True``: the body 
 cannot deliver twice, and an invalid token (40001/40014/42001) is refreshed once and the call
 repeated once. The body is the official one, keys in WeChat's documented order:
 ``{touser, template_id, url?, client_msg_id, data}``.
+
+The token is fetched once before the fan-out, so wrong credentials cost one token call, not one
+per openid. After a failure that is not about the recipient (WeChat unreachable after retries,
+a wrong template id, the frequency limit…) the remaining openids are not attempted — every call
+would meet the same failure — and are reported with it; a BlueKing retry re-sends safely.
 """
 
 from __future__ import annotations
@@ -55,14 +60,32 @@ async def send_templates(
     salt = sender.recent.salt(fingerprint, idempotency_key)
     limit = asyncio.Semaphore(sender.concurrency)
     delivery = Delivery("template", tuple(openids))
+    if not await _token_ready(sender, account, delivery):
+        return delivery
 
     async def one(openid: str) -> None:
         body = _body(account, openid, url, data, template.client_msg_id(account, openid, url, message, salt))
         async with limit:
+            if delivery.halted is not None:
+                delivery.skip((openid,))
+                sender.metrics.messages.labels(account.name, "template", "failed").inc()
+                return
             await _send_one(sender, account, openid, body, delivery)
 
     await asyncio.gather(*(one(openid) for openid in openids))
     return delivery
+
+
+async def _token_ready(sender: MpSender, account: MpAccount, delivery: Delivery) -> bool:
+    """Fetch (or find) the token once; on failure every openid fails with that error."""
+    try:
+        await sender.tokens.get(account.name)
+    except WeChatError as exc:
+        delivery.fail(Failure(delivery.attempted, exc.errcode, exc.errmsg))
+        sender.metrics.messages.labels(account.name, "template", "failed").inc(len(delivery.attempted))
+        log.error("no access token for template sends", extra={"account": account.name, "reason": exc.detail})
+        return False
+    return True
 
 
 def _body(account: MpAccount, openid: str, url: str, data: dict[str, dict[str, str]], msg_id: str) -> dict[str, Any]:
@@ -83,7 +106,7 @@ async def _send_one(
     try:
         answer = await sender.tokens.run(account.name, call, safe_to_repeat=True)
     except WeChatError as exc:
-        delivery.failures.append(Failure((openid,), exc.errcode, exc.errmsg))
+        delivery.fail(Failure((openid,), exc.errcode, exc.errmsg))
         sender.metrics.messages.labels(account.name, "template", "failed").inc()
         log.warning(
             "template message not sent",

@@ -62,6 +62,17 @@ class Delivery:
     delivered: list[str] = field(default_factory=list)
     msgids: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    halted: Failure | None = None  # a failure every further call would meet too: stop calling
+
+    def fail(self, failure: Failure) -> None:
+        self.failures.append(failure)
+        if failure.kind != "recipient" and self.halted is None:
+            self.halted = failure
+
+    def skip(self, receivers: Sequence[str]) -> None:
+        """Report recipients not attempted after ``halted``, with its error (they merge into one sentence)."""
+        if self.halted is not None:
+            self.failures.append(Failure(tuple(receivers), self.halted.errcode, self.halted.errmsg))
 
     def first_errcode(self) -> int | None:
         return next((f.errcode for f in self.failures if f.errcode), None)

@@ -12,7 +12,8 @@ refuse them). Recipients go in batches of at most 1000 (``touser`` = ``id1|id2``
 with ``enable_duplicate_check`` on for 10 minutes, so a call retried after a timeout is dropped
 by WeCom instead of delivered twice — which is what lets the token manager retry it.
 ``invaliduser`` and ``unlicenseduser`` in an answer, and 81013 (all recipients invalid), are
-failures for those recipients.
+failures for those recipients. As for template sends, the token is fetched once up front, and
+after a failure that is not about the recipients the remaining batches are not attempted.
 """
 
 from __future__ import annotations
@@ -100,8 +101,19 @@ async def send_app_message(
     sender: WecomSender, account: WecomAccount, userids: Sequence[str], msgtype: str, part: dict[str, Any]
 ) -> Delivery:
     delivery = Delivery("wecom", tuple(userids))
+    try:
+        await sender.tokens.get(account.name)
+    except WeChatError as exc:
+        delivery.fail(Failure(delivery.attempted, exc.errcode, exc.errmsg))
+        _count(sender, account, "failed", len(userids))
+        log.error("no access token for wecom sends", extra={"account": account.name, "reason": exc.detail})
+        return delivery
     for start in range(0, len(userids), BATCH_SIZE):
         batch = tuple(userids[start : start + BATCH_SIZE])
+        if delivery.halted is not None:
+            delivery.skip(batch)
+            _count(sender, account, "failed", len(batch))
+            continue
         body = {
             "touser": "|".join(batch),
             "msgtype": msgtype,
@@ -124,7 +136,7 @@ async def _send_batch(
         answer = await sender.tokens.run(account.name, call, safe_to_repeat=True)
     except WeChatError as exc:
         label = "invalid user" if exc.errcode == 81013 else ""
-        delivery.failures.append(Failure(batch, exc.errcode, exc.errmsg, label))
+        delivery.fail(Failure(batch, exc.errcode, exc.errmsg, label))
         _count(sender, account, "failed", len(batch))
         log.warning(
             "wecom message not sent",
@@ -147,7 +159,7 @@ def _refused(answer: dict[str, Any], batch: tuple[str, ...], delivery: Delivery)
         value = answer.get(name)
         ids = [u for u in value.split("|") if u] if isinstance(value, str) else []
         if ids:
-            delivery.failures.append(Failure(tuple(ids), 0, "", label))
+            delivery.fail(Failure(tuple(ids), 0, "", label))
             refused.update(u.lower() for u in ids)
     return refused
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sidecar.app import CONFIG, WXAPI
-from tests.sidecar.esb.conftest import T0, Rig, RigFactory
+from tests.sidecar.esb.conftest import FAST_RETRIES, T0, Rig, RigFactory
 from tests.sidecar.helpers import MP_ACCOUNT
 
 DATA = {"heading": "Disk full", "message": "host-1 /var at 97%", "date": "2024-05-01 10:00", "remark": "see wiki"}
@@ -206,3 +206,37 @@ async def test_template_sends_run_with_bounded_concurrency(rig: Rig) -> None:
     api.template_send = slow_send  # type: ignore[method-assign]
     await rig.send("send_weixin", json={"receiver": [f"o{i}" for i in range(40)], "data": DATA})
     assert peak == rig.app[CONFIG].wechat.send_concurrency == 8
+
+
+async def test_wrong_app_secret_costs_one_token_call_not_one_per_openid(rig: Rig) -> None:
+    rig.wechat.queue("mp_stable_token", {"errcode": 40125, "errmsg": "invalid appsecret"})
+    envelope = await rig.send("send_weixin", json={"receiver": [f"o{i}" for i in range(50)], "data": DATA})
+    assert envelope["code"] == 1306201
+    assert envelope["message"].startswith("WeChat message sending failed, WeChat error 40125: invalid appsecret")
+    assert envelope["data"]["sent"] == 0
+    assert len(envelope["data"]["failed"]) == 50
+    assert rig.wechat.token_fetches() == 1
+    assert rig.wechat.count("template_send") == 0
+
+
+async def test_unreachable_wechat_stops_the_remaining_sends(make_rig: RigFactory) -> None:
+    rig = await make_rig(replace={"wechat": FAST_RETRIES + "send_concurrency = 1\n"})
+    rig.wechat.queue("template_send", *[TimeoutError()] * 3)
+    receivers = [f"o{i}" for i in range(10)]
+    envelope = await rig.send("send_weixin", json={"receiver": receivers, "data": DATA})
+    assert rig.wechat.count("template_send") == 3  # one openid, bounded retries; the other nine not tried
+    assert envelope["code"] == 1306201
+    assert envelope["message"] == (
+        "WeChat message sending failed, WeChat unreachable: no answer within 2 s (receivers: "
+        + "|".join(receivers)
+        + ")"
+    )
+    assert sorted(row["receiver"] for row in envelope["data"]["failed"]) == sorted(receivers)
+
+
+async def test_recipient_failures_do_not_stop_the_others(make_rig: RigFactory) -> None:
+    rig = await make_rig(replace={"wechat": FAST_RETRIES + "send_concurrency = 1\n"})
+    rig.wechat.queue("template_send", *[{"errcode": 43004, "errmsg": "require subscribe"}] * 2)
+    envelope = await rig.send("send_weixin", json={"receiver": "o1,o2,o3,o4", "data": DATA})
+    assert rig.wechat.count("template_send") == 4
+    assert envelope["data"]["sent"] == 2

@@ -226,3 +226,23 @@ async def test_overrides_are_ignored_for_mp(rig: Rig) -> None:
     )
     assert envelope["result"] is True
     assert rig.wechat.count("template_send") == 1
+
+
+async def test_batches_after_a_wecom_error_are_not_attempted(rig: Rig) -> None:
+    rig.wechat.queue("wecom_message_send", {"errcode": 40056, "errmsg": "invalid agentid"})
+    envelope = await send(rig, receiver=[f"user{i}" for i in range(2500)])
+    assert rig.wechat.count("wecom_message_send") == 1
+    assert envelope["code"] == 1306201
+    assert envelope["message"].startswith(
+        "WeChat message sending failed, WeChat error 40056: invalid agentid (receivers: "
+    )
+    assert envelope["message"].endswith("(+2450 more))")
+    assert len(envelope["data"]["failed"]) == 2500
+
+
+async def test_wrong_corp_secret_costs_one_token_call(rig: Rig) -> None:
+    rig.wechat.queue("wecom_gettoken", {"errcode": 40001, "errmsg": "invalid credential"})
+    envelope = await send(rig, receiver=[f"user{i}" for i in range(1500)])
+    assert envelope["code"] == 1306201
+    assert rig.wechat.token_fetches() == 1
+    assert rig.wechat.count("wecom_message_send") == 0
