@@ -79,6 +79,9 @@ async def serve(request: web.Request, component: forms.Component) -> web.Respons
     except SidecarError as exc:  # the store failed us; WeChat errors are per recipient, never raised here
         log.error("send failed", extra={"component": component, "error": type(exc).__name__, "reason": exc.detail})
         attempt.verdict = Verdict(False, CODE_FAILED, f"{FAILED}, {exc.detail}", None, "failed")
+    except Exception:  # a bug: still BlueKing's envelope (callers expect HTTP 200), never a traceback
+        log.exception("send crashed", extra={"component": component})
+        attempt.verdict = Verdict(False, CODE_FAILED, f"{FAILED}, internal error", None, "failed")
     _log(component, attempt)
     await _audit(request.app, component, attempt)
     return _answer(attempt.verdict)

@@ -240,3 +240,15 @@ async def test_recipient_failures_do_not_stop_the_others(make_rig: RigFactory) -
     envelope = await rig.send("send_weixin", json={"receiver": "o1,o2,o3,o4", "data": DATA})
     assert rig.wechat.count("template_send") == 4
     assert envelope["data"]["sent"] == 2
+
+
+async def test_unexpected_error_still_answers_bluekings_envelope(rig: Rig) -> None:
+    async def broken(token: str, message: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError("internal detail")
+
+    rig.app[WXAPI].template_send = broken  # type: ignore[method-assign]
+    envelope = await rig.send("send_weixin", json={"receiver": "o1", "data": DATA})
+    assert (envelope["result"], envelope["code"]) == (False, 1306000)
+    assert envelope["message"] == "WeChat message sending failed, internal error"
+    assert "internal detail" not in str(envelope)
+    assert [r.outcome for r in await rig.audit()] == ["failed"]
