@@ -1,0 +1,113 @@
+"""Fixtures of the fuzz suites: the real apps (SQLite in tmp_path), signed relay peers, an error watch.
+
+The gateway is ``gateway.app.create_app`` with the accounts of ``tests/gateway/conftest.py`` and
+a pull relay on an ephemeral port, so one app serves both the callback endpoint and the pull
+listener; its clock stands still at ``NOW``. The sidecar is ``sidecar.app.create_app`` with the
+config of ``tests/sidecar/helpers.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+import contract
+from gateway.app import SPOOL_STORE, create_app
+from gateway.config import load_config
+from gateway.keys import RELAY
+from gateway.relay import RelayService
+from gateway.spool import Spool
+from sidecar.app import create_app as create_sidecar
+from sidecar.config import load_config as load_sidecar_config
+from tests.fuzz.callbacks import Callbacks
+from tests.fuzz.support import ServerErrors, watch_server_errors
+from tests.gateway.conftest import ACCOUNTS, FakeClock
+from tests.gateway.helpers import write_config
+from tests.sidecar.helpers import RELAY_SECRET
+from tests.sidecar.helpers import write_config as write_sidecar_config
+
+GATEWAY_SECRET = contract.generate_secret()
+AppClient = TestClient[web.Request, web.Application]
+ClientFactory = Callable[[web.Application], Awaitable[AppClient]]
+
+
+@pytest.fixture(autouse=True)
+def server_errors() -> Iterator[ServerErrors]:
+    """Fails the test if anything was logged at ERROR while it ran (a crash is always logged)."""
+    yield from watch_server_errors()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+# The gateway suites' accounts, answering at once: a fuzz example must not wait out a reply budget.
+FUZZ_ACCOUNTS = ACCOUNTS.replace("reply_budget = 0.3", "reply_budget = 0")
+
+
+def pull_relay_text(secret: str = GATEWAY_SECRET) -> str:
+    return f'[relay]\nmode = "pull"\npull_listen = "127.0.0.1:0"\nsecrets = ["{secret}"]\nlease_s = 30\n'
+
+
+@pytest.fixture
+async def gateway(aiohttp_client: ClientFactory, tmp_path: Path, clock: FakeClock) -> AppClient:
+    """The assembled gateway: real spool in tmp_path, pull listener on an ephemeral port."""
+    config = load_config(write_config(tmp_path, FUZZ_ACCOUNTS, relay=pull_relay_text()))
+    return await aiohttp_client(create_app(config, clock=clock))
+
+
+@pytest.fixture
+def spool(gateway: AppClient) -> Spool:
+    return gateway.app[SPOOL_STORE]
+
+
+class PullPeer:
+    """The sidecar's side of the pull listener: posts bodies with or without valid signatures."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str, clock: FakeClock) -> None:
+        self.session = session
+        self.base = base
+        self.signer = contract.RelaySigner([GATEWAY_SECRET], clock=clock)
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+        async with self.session.post(self.base + path, data=body, headers=headers) as response:
+            text = await response.text()
+            return response.status, text
+
+    async def signed(self, path: str, payload: Any) -> tuple[int, str]:
+        body = payload if isinstance(payload, bytes) else contract.dump_json(payload)
+        return await self.post(path, body, self.signer.headers(body))
+
+
+@pytest.fixture
+async def pull(gateway: AppClient, clock: FakeClock) -> AsyncIterator[PullPeer]:
+    relay = gateway.app[RELAY]
+    assert isinstance(relay, RelayService)
+    address = relay.listen_address
+    assert address is not None
+    host, port = address
+    async with aiohttp.ClientSession() as session:
+        yield PullPeer(session, f"http://{host}:{port}", clock)
+
+
+@pytest.fixture
+async def sidecar(aiohttp_client: ClientFactory, tmp_path: Path) -> AppClient:
+    """The assembled sidecar (push relay receiver, BlueKing API) with its SQLite store in tmp_path."""
+    side = tmp_path / "sidecar"
+    side.mkdir()
+    return await aiohttp_client(create_sidecar(load_sidecar_config(write_sidecar_config(side))))
+
+
+@pytest.fixture
+def gw(gateway: AppClient, spool: Spool) -> Callbacks:
+    return Callbacks(gateway, spool)
+
+
+__all__ = ["GATEWAY_SECRET", "RELAY_SECRET", "AppClient", "PullPeer"]
