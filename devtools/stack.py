@@ -254,8 +254,16 @@ class Stack:
         await self._wait_ready([tier])
 
     def pause(self, name: TierName) -> None:
-        """SIGSTOP: the process keeps its sockets but answers nothing (a stalled host)."""
-        self.tiers[name].send(signal.SIGSTOP)
+        """SIGSTOP: the process keeps its sockets but answers nothing (a stalled host).
+
+        Returns once the kernel reports the process stopped (Linux ``/proc``), so whatever the
+        caller does next meets a stalled process, not one still finishing its current work.
+        """
+        tier = self.tiers[name]
+        tier.send(signal.SIGSTOP)
+        deadline = time.monotonic() + 2.0
+        while tier.pid is not None and _proc_state(tier.pid) not in ("T", "") and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def resume(self, name: TierName) -> None:
         self.tiers[name].send(signal.SIGCONT)
@@ -334,6 +342,13 @@ def _query_read_only(path: Path, sql: str, params: Sequence[Any]) -> list[tuple[
         return list(connection.execute(sql, tuple(params)).fetchall())
     finally:
         connection.close()
+
+
+def _proc_state(pid: int) -> str:
+    """The one-letter process state from ``/proc/<pid>/stat`` ("T" stopped), "" when unknown."""
+    stat = _read(Path(f"/proc/{pid}/stat"))
+    fields = stat.rpartition(")")[2].split()
+    return fields[0] if fields else ""
 
 
 def _read(path: Path) -> str:
