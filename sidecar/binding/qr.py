@@ -18,10 +18,14 @@ BORDER = 2
 
 
 def svg_markup(content: str, *, title: str = "WeChat QR code") -> str:
-    """Inline ``<svg>`` markup (no XML declaration, no external reference)."""
+    """Inline ``<svg>`` markup (no XML declaration, no external reference).
+
+    Drawn at one unit per module with a ``viewBox`` and no fixed size, so the page's CSS sizes
+    it and the browser scales it without blurring.
+    """
     return str(
         segno.make(content, error="m").svg_inline(
-            scale=SCALE, border=BORDER, dark="#000", light="#fff", title=title, svgclass="qr"
+            scale=1, border=BORDER, dark="#000", light="#fff", title=title, svgclass="qr", omitsize=True
         )
     )
 
