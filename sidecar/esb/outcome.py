@@ -13,6 +13,7 @@ successful send ``Some users failed to send wechat message. …``. Codes:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,6 +26,7 @@ FAILED = "WeChat message sending failed"
 RECIPIENT_CODES = frozenset({40003, 43004, 81013})
 RATE_CODES = frozenset({45009})
 MAX_LISTED = 50  # ids named in one message; the rest are counted (data.failed lists them all)
+_TRACE = re.compile(r"[\s,;]*(?:rid|hint):\s*\S.*$")  # WeChat's per-call trace id, e.g. " rid: 64b1-…"
 Channel = Literal["template", "wecom"]
 Outcome = Literal["ok", "partial", "failed", "rejected"]
 
@@ -39,6 +41,11 @@ class Failure:
     label: str = ""  # "invalid user" / "unlicensed user" when WeChat named the recipients
 
     @property
+    def reason(self) -> str:
+        """``errmsg`` without WeChat's per-call trace id, so alike failures read as one sentence."""
+        return _TRACE.sub("", self.errmsg)
+
+    @property
     def kind(self) -> Literal["recipient", "rate", "wechat"]:
         if self.label or self.errcode in RECIPIENT_CODES:
             return "recipient"
@@ -49,10 +56,10 @@ class Failure:
         if self.label:
             return f"{self.label}: {ids}"
         if self.errcode in RECIPIENT_CODES:
-            return f"invalid user: {ids} (WeChat error {self.errcode}: {self.errmsg})"
+            return f"invalid user: {ids} (WeChat error {self.errcode}: {self.reason})"
         if self.errcode is None:
-            return f"WeChat unreachable: {self.errmsg} (receivers: {ids})"
-        return f"WeChat error {self.errcode}: {self.errmsg} (receivers: {ids})"
+            return f"WeChat unreachable: {self.reason} (receivers: {ids})"
+        return f"WeChat error {self.errcode}: {self.reason} (receivers: {ids})"
 
 
 @dataclass
@@ -127,7 +134,7 @@ def _merge(failures: Iterable[Failure]) -> list[Failure]:
     """One group per distinct answer, so 500 openids refused alike read as one sentence."""
     merged: dict[tuple[int | None, str, str], list[str]] = {}
     for failure in failures:
-        merged.setdefault((failure.errcode, failure.errmsg, failure.label), []).extend(failure.receivers)
+        merged.setdefault((failure.errcode, failure.reason, failure.label), []).extend(failure.receivers)
     return [Failure(tuple(ids), code, msg, label) for (code, msg, label), ids in merged.items()]
 
 

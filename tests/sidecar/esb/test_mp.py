@@ -252,3 +252,20 @@ async def test_unexpected_error_still_answers_bluekings_envelope(rig: Rig) -> No
     assert envelope["message"] == "WeChat message sending failed, internal error"
     assert "internal detail" not in str(envelope)
     assert [r.outcome for r in await rig.audit()] == ["failed"]
+
+
+async def test_alike_failures_read_as_one_sentence_without_wechats_trace_ids(rig: Rig) -> None:
+    rig.wechat.queue(
+        "template_send",
+        {"errcode": 43004, "errmsg": "require subscribe rid: 6650a1b2-1"},
+        {"errcode": 43004, "errmsg": "require subscribe rid: 6650a1b2-2"},
+    )
+    envelope = await rig.send("send_weixin", json={"receiver": "o1,o2", "data": DATA})
+    assert envelope["message"] in (
+        f"WeChat message sending failed, invalid user: {ids} (WeChat error 43004: require subscribe)"
+        for ids in ("o1|o2", "o2|o1")
+    )
+    assert sorted(row["errmsg"] for row in envelope["data"]["failed"]) == [
+        "require subscribe rid: 6650a1b2-1",
+        "require subscribe rid: 6650a1b2-2",
+    ]
