@@ -6,7 +6,8 @@ send time, ``YYYY-mm-dd HH:MM`` (BlueKing's documented default).
 
 Field rules (since 2023-05-04). WeChat shows no line breaks and truncates each field by the
 type its key names — ``thing1`` is a ``thing``: 20 characters; ``character_string`` 32;
-``phone_number`` 17; ``car_number`` 8; ``const`` 20. We apply the same rules before sending, so
+``phone_number`` 17; ``car_number`` 8; ``const`` 20 (and ``number``/``letter`` 32,
+``symbol``/``phrase`` 5). We apply the same rules before sending, so
 what we log and audit is what people see, and we log every cut. A cut ``thing`` ends in ``…``;
 other types are cut plainly (their values allow only certain characters).
 
@@ -42,7 +43,18 @@ from sidecar.esb.params import Message
 
 log = logging.getLogger(__name__)
 
-TYPE_LIMITS: dict[str, int] = {"thing": 20, "character_string": 32, "phone_number": 17, "car_number": 8, "const": 20}
+TYPE_LIMITS: dict[str, int] = {
+    "thing": 20,
+    "character_string": 32,
+    "phone_number": 17,
+    "car_number": 8,
+    "const": 20,
+    # WeChat's limits for these types (from its subscription-message rules, which templates share)
+    "number": 32,
+    "letter": 32,
+    "symbol": 5,
+    "phrase": 5,
+}
 ELLIPSIS_TYPES = frozenset({"thing"})
 DEDUPE_WINDOW_S = 600  # WeChat's client_msg_id window
 _LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")

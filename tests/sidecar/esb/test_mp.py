@@ -79,6 +79,7 @@ async def test_custom_mapping_table_is_followed(make_rig: RigFactory) -> None:
         ("phone_number3", "+86 138 0000 0000 ext 12", "+86 138 0000 0000"),
         ("car_number4", "粤B12345678", "粤B123456"),
         ("const5", "c" * 25, "c" * 20),
+        ("phrase6", "已经处理完毕了", "已经处理完"),
         ("keyword1", "k" * 300, "k" * 300),
     ],
 )
