@@ -259,6 +259,8 @@ async def _attempt(title: str, action: Callable[[], Awaitable[str]]) -> StepResu
         return StepResult(title, False, f"the emulator refused: {exc.error}")
     except (aiohttp.ClientError, TimeoutError) as exc:
         return StepResult(title, False, f"{type(exc).__name__}: {exc}"[:200])
+    except (KeyError, TypeError, ValueError) as exc:  # an answer without the fields it should have
+        return StepResult(title, False, f"unexpected answer ({type(exc).__name__}: {exc})"[:200])
 
 
 def phone_transcript(phones: dict[str, list[dict[str, Any]]], people: tuple[str, ...] = ("alice", "bob")) -> str:

@@ -39,3 +39,19 @@ async def test_chain_demo_scenario_every_step_succeeds_through_nginx(
     log = chain.nginx.read_access_log(min_lines=3)
     assert f"/wechat/{MP_ACCOUNT}/callback" in log and f"/wechat/{WECOM_ACCOUNT}/callback" in log
     assert all(" 200 " in line and " wechat " in line for line in log.splitlines() if "/callback" in line)
+
+
+async def test_chain_demo_scenario_sidecar_down_verifications_pass_bindings_fail_sends_skipped(
+    chain_factory: ChainFactory,
+) -> None:
+    chain = await chain_factory("push")
+    await chain.stack.kill("sidecar")
+    lines: list[str] = []
+    scenario = chain.scenario(lines)
+
+    results = await scenario.run()
+
+    assert not scenario.ok
+    assert [r.ok for r in results] == [True, True, False, False, None, None], "\n".join(lines)
+    assert "ClientConnectorError" in results[2].detail  # the binding-link request found nobody listening
+    assert results[4].detail == "skipped: needs “alice binds by scanning the QR code (MP, safe mode)”"
