@@ -96,6 +96,7 @@ UI: dict[Lang, dict[str, str]] = {
         "bound_id": "绑定的微信号",
         "unbind": "解除绑定",
         "unbind_confirm": "确定要解除微信绑定吗？解除后将收不到微信通知。",
+        "inactive": "你已取消关注，通知已暂停。用原来的微信重新扫码即可恢复；要换一个微信，请先解除绑定。",
         "failed": "绑定失败",
         "retry": "重新绑定",
         "close_hint": "如果页面没有自动关闭，请手动关闭，回到绑定页面。",
@@ -122,6 +123,8 @@ UI: dict[Lang, dict[str, str]] = {
         "bound_id": "Bound WeChat id",
         "unbind": "Unbind",
         "unbind_confirm": "Unbind your WeChat? You will stop receiving WeChat notifications.",
+        "inactive": "You unfollowed, so notifications are paused. Scan again with the same WeChat to resume; "
+        "to use another WeChat, unbind first.",
         "failed": "Binding failed",
         "retry": "Try again",
         "close_hint": "If this page does not close by itself, close it and return to the binding page.",

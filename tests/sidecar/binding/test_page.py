@@ -82,6 +82,20 @@ async def test_page_bound_user_sees_bound_state_with_unbind(alice: Rig) -> None:
     assert alice.wechat.count("qrcode_create") == 0
 
 
+async def test_page_inactive_binding_shows_qr_to_refollow_and_unbind(alice: Rig) -> None:
+    await alice.store.bindings.bind("main", "alice", "oAlice0001", now=alice.clock())
+    await alice.store.bindings.set_active_by_wx_id("main", "oAlice0001", False, now=alice.clock())
+    _, html, _ = await page(alice)
+    assert shown_states(html) == {"mp"}
+    assert 'id="inactive"' in html and html.count('id="unbind"') == 1
+    assert config_of(html)["polling"] is True
+
+
+async def test_page_unbound_user_gets_no_unbind_button(alice: Rig) -> None:
+    _, html, _ = await page(alice)
+    assert 'id="unbind"' not in html and 'id="inactive"' not in html
+
+
 async def test_page_wecom_shows_login_button(rig: Rig) -> None:
     await rig.sign_in("bob", account="corp")
     _, html, _ = await page(rig)
