@@ -200,13 +200,13 @@ async def test_template_sends_run_with_bounded_concurrency(rig: Rig) -> None:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
         in_flight -= 1
         return await original(token, message)
 
     api.template_send = slow_send  # type: ignore[method-assign]
     await rig.send("send_weixin", json={"receiver": [f"o{i}" for i in range(40)], "data": DATA})
-    assert peak == rig.app[CONFIG].wechat.send_concurrency == 8
+    assert 1 < peak <= rig.app[CONFIG].wechat.send_concurrency == 8
 
 
 async def test_wrong_app_secret_costs_one_token_call_not_one_per_openid(rig: Rig) -> None:
