@@ -106,7 +106,7 @@ async def test_push_more_than_100_events_is_400(client: TestClient) -> None:
 
 
 async def test_push_new_event_is_accepted(client: TestClient) -> None:
-    sent = event()
+    sent = event("unsubscribe")  # a plain subscribe now gets binding's welcome reply
     assert await push(client, sent) == [{"id": sent["id"], "status": "accepted", "reply": None}]
 
 
