@@ -7,8 +7,8 @@ a redelivered event is answered from the inbox and binds nothing twice.
 
 Replies (text, shown in the chat): 绑定成功 or BlueKing's reason; a clear message for an
 unknown, used or expired code; a welcome for a plain ``subscribe`` (BlueKing crashed on a
-``subscribe`` without a Ticket). Scans of codes that are not ours (no ``bind_`` prefix) are
-left to other handlers: no reply.
+``subscribe`` without a Ticket). Scans of codes that are not ours are
+left to other handlers: no reply. Ours are exactly ``bind_`` + 32 hex digits.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 from common.logs import short_id
 from contract import Reply, text_reply
 from sidecar.binding import texts
-from sidecar.binding.service import SCENE_PREFIX, complete
+from sidecar.binding.service import SCENE_RE, complete
 from sidecar.inbox import Dispatcher, Event
 from sidecar.store import BindingSession, Repositories
 
@@ -38,8 +38,7 @@ def scene_of(event: Event) -> str:
 async def on_scan(event: Event, tx: Repositories) -> Reply | None:
     """``subscribe`` / ``SCAN`` on an MP account."""
     scene = scene_of(event)
-    ours = scene.startswith(SCENE_PREFIX)
-    if not ours:
+    if not SCENE_RE.match(scene):
         return text_reply(texts.WELCOME) if event.event == "subscribe" else None
     openid = event.from_user
     if not openid:

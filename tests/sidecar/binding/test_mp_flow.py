@@ -135,6 +135,10 @@ async def test_scan_of_someone_elses_qr_code_is_left_alone(rig: Rig) -> None:
     assert await rig.scan("promo-2024", openid="oX", follower=True) is None
 
 
+async def test_scan_of_malformed_binding_like_scene_is_left_alone(rig: Rig) -> None:
+    assert await rig.scan("bind_1", openid="oX", follower=True) is None
+
+
 async def test_subscribe_through_someone_elses_qr_code_gets_a_welcome(rig: Rig) -> None:
     assert await rig.scan("promo-2024", openid="oX") == texts.WELCOME
 
