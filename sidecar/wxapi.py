@@ -170,8 +170,10 @@ class WeChatApi:
     ) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
         try:
+            # Never follow a redirect: a 307/308 would re-send a token request, AppSecret and
+            # all, to whatever host the Location names. WeChat's APIs answer, they do not redirect.
             async with self._session.request(
-                method, url, params=query, data=data, headers=headers, timeout=timeout
+                method, url, params=query, data=data, headers=headers, timeout=timeout, allow_redirects=False
             ) as response:
                 raw = await response.read()
                 status = response.status
