@@ -150,8 +150,14 @@ class PullClient:
     async def _post(self, path: str, body: bytes, timeout_s: float, stage: str) -> bytes:
         url = self._config.pull_url + path
         try:
+            # Never follow a redirect: the gateway sits in the DMZ, and a compromised one could
+            # otherwise send the sidecar to any intranet address the DMZ itself cannot reach.
             async with self._session.post(
-                url, data=body, headers=self._signer.headers(body), timeout=aiohttp.ClientTimeout(total=timeout_s)
+                url,
+                data=body,
+                headers=self._signer.headers(body),
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
             ) as response:
                 raw = await response.read()
                 status = response.status

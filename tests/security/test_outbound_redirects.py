@@ -9,20 +9,22 @@ So every outbound session refuses redirects, and a 3xx is one more unexpected an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from common.config import Secret
-from sidecar.app import default_http_session
+from sidecar.app import create_app, default_http_session
 from sidecar.binding.identity import BkLogin
 from sidecar.config import load_config
 from sidecar.errors import WeChatUnavailable
 from sidecar.wxapi import WeChatApi
 from tests.security.servers import REDIRECTS, Recorder, ServerFactory, redirector
-from tests.sidecar.helpers import write_config
+from tests.sidecar.helpers import config_text, write_config
 
 APP_SECRET = "app-secret-that-must-stay-home"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -54,6 +56,30 @@ async def test_wechat_client_redirected_token_fetch_never_sends_the_secret_on(
         for fetch in fetches:
             with pytest.raises(WeChatUnavailable, match=f"HTTP {status}"):
                 await fetch()
+    assert recorder.seen == []
+
+
+@pytest.mark.parametrize("status", REDIRECTS)
+async def test_pull_client_redirected_by_the_gateway_never_reaches_another_host(
+    aiohttp_server: ServerFactory, aiohttp_client: object, recorder: Recorder, tmp_path: Path, status: int
+) -> None:
+    hits: list[str] = []
+
+    async def hostile_lease(request: web.Request) -> web.Response:
+        await request.read()
+        hits.append(request.path)
+        return web.Response(status=status, headers={"Location": recorder.url + "/intranet/admin"})
+
+    gateway = web.Application()
+    gateway.router.add_route("*", "/{tail:.*}", hostile_lease)
+    server = await aiohttp_server(gateway)
+    pull = f'mode = "pull"\npull_url = "{str(server.make_url("")).rstrip("/")}"\nbackoff_initial_s = 0.01'
+    pull += "\nbackoff_max_s = 0.1"
+    config = load_config(write_config(tmp_path, config_text().replace('mode = "push"', pull)))
+    await aiohttp_client(create_app(config))  # type: ignore[operator]
+    async with asyncio.timeout(10):
+        while len(hits) < 3:
+            await asyncio.sleep(0.01)
     assert recorder.seen == []
 
 
