@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short run (about 2 minutes)")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, spools)")
+    parser.add_argument("--profile", action="store_true", help="gateway part: one more run under py-spy")
     parser.add_argument("--no-plot", action="store_true", help="do not write docs/perf-gateway.png")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack = Stack(workdir, procs)
             for part in parts:
                 print(f"[{part}] ({scale.name})", flush=True)
-                section = _run_part(part, stack, scale)
+                section = _run_part(part, stack, scale, profile=args.profile)
                 section["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
                 section["scale"] = scale.name
                 section["machine"] = machine()
@@ -92,12 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _run_part(part: str, stack: Stack, scale: Any) -> dict[str, Any]:
+def _run_part(part: str, stack: Stack, scale: Any, *, profile: bool) -> dict[str, Any]:
     def log(line: str) -> None:
         print(line, flush=True)
 
     if part == "gateway":
-        return gateway_bench.run(stack, scale, log)
+        return gateway_bench.run(stack, scale, log, profile=profile)
     if part == "relay":
         return relay_bench.run(stack, scale, log)
     return memory_bench.run(stack, scale, log)

@@ -21,6 +21,8 @@ from typing import Any
 
 from bench.callbacks import MSG_ID_BASE, PATH, generate, write_requests
 from bench.procs import PYTHON, SERVER_CORE, CpuMeter, Proc, RssSampler, free_port, wait_http
+from bench.profile import profile_gateway
+from bench.profile import table as profile_table
 from bench.scale import Scale
 from bench.stack import Gateway, GatewayOptions, Stack, gateway_metrics, sink_stats
 from bench.wrk import WrkResult, run_wrk, write_script
@@ -54,8 +56,11 @@ class Server:
     gateway: Gateway | None = None
 
 
-def run(stack: Stack, scale: Scale, log: Any = print) -> dict[str, Any]:
-    """Measure every variant ``scale.rounds`` times; return figures, ratios and targets."""
+def run(stack: Stack, scale: Scale, log: Any = print, *, profile: bool = False) -> dict[str, Any]:
+    """Measure every variant ``scale.rounds`` times; return figures, ratios and targets.
+
+    With ``profile``, one more gateway run follows under py-spy (``bench.profile``).
+    """
     workdir = stack.workdir
     measured = workdir / "requests.txt"
     warmup = workdir / "warmup.txt"
@@ -76,7 +81,7 @@ def run(stack: Stack, scale: Scale, log: Any = print) -> dict[str, Any]:
                 f"other load on core {figures['foreign_util']:.2f}"
             )
     best = {key: max(runs, key=lambda f: f["rps"]) for key, runs in rounds.items()}
-    return {
+    section: dict[str, Any] = {
         "connections": scale.connections,
         "duration_s": scale.duration_s,
         "rounds": scale.rounds,
@@ -86,6 +91,11 @@ def run(stack: Stack, scale: Scale, log: Any = print) -> dict[str, Any]:
         ],
         "ratios": _ratios(best),
     }
+    if profile:
+        section["profile"] = profile_gateway(stack, scale, measured, script, warmup)
+        for line in profile_table(section["profile"]):
+            log("  " + line)
+    return section
 
 
 def _ratios(best: dict[str, dict[str, Any]]) -> dict[str, Any]:

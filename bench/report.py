@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.profile import table as profile_table
+
 RESULTS = Path(__file__).resolve().parent / "results.json"
 PLOT = Path(__file__).resolve().parent.parent / "docs" / "perf-gateway.png"
 
@@ -27,6 +29,8 @@ def table(results: dict[str, Any]) -> str:
     lines: list[str] = []
     if "gateway" in results:
         lines += _gateway_table(results["gateway"])
+        if "profile" in results["gateway"]:
+            lines += profile_table(results["gateway"]["profile"])
     if "relay" in results:
         lines += _relay_table(results["relay"])
     if "memory" in results:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from secrets import token_hex
 
 from bench.callbacks import ACCOUNT, APP_ID, ENCODING_AES_KEY, TOKEN
 from bench.procs import LOAD_CORE, PYTHON, SERVER_CORE, Proc, Processes, free_port, http_get, wait_http
@@ -59,14 +60,16 @@ class Stack:
         self.gateway_argv = list(gateway_argv)  # what starts the gateway (a profiler may wrap it)
         self.secret = generate_secret()
         self._count = 0
+        self._run = token_hex(3)  # two stacks sharing a workdir never share a spool file
 
     @property
     def env(self) -> dict[str, str]:
         return {SECRET_ENV: self.secret}
 
     def _name(self, prefix: str) -> str:
+        """A name no other process of this run has (its log, config and spool files use it)."""
         self._count += 1
-        return f"{prefix}-{self._count}"
+        return f"{prefix}-{self._count}-{self._run}"
 
     def start_sink(self, port: int | None = None) -> tuple[Proc, int]:
         port = port or free_port()

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.procs import LOAD_CORE
+from bench.procs import LOAD_CORE, pinned
 
 LUA = r"""
 local reqs, n, i = {}, 0, 0
@@ -87,11 +87,10 @@ def run_wrk(
     timeout_s: float = 5.0,
 ) -> WrkResult:
     """One wrk run pinned to the load core; raises with wrk's output if it printed no figures."""
-    command = [
-        "taskset", "-c", str(LOAD_CORE),
+    command = pinned([
         "wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s", f"--timeout={timeout_s:g}s", "--latency",
         "-s", str(script), url, "--", str(requests_file),
-    ]  # fmt: skip
+    ], LOAD_CORE)  # fmt: skip
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=duration_s + 120, check=False
     )
