@@ -124,7 +124,7 @@ class RelayVerifier:
         raise SignatureError("no matching signature")
 
     def _check_timestamp(self, stamp: str, now: float) -> datetime:
-        if not stamp.isdigit() or len(stamp) > 12:
+        if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:  # "²" is a digit int() refuses
             raise SignatureError("webhook-timestamp is not unix seconds")
         seconds = int(stamp)
         if abs(now - seconds) > self._window_s:
