@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -20,12 +19,14 @@ from aiohttp.test_utils import TestClient
 import contract
 from gateway.app import SPOOL_STORE, create_app
 from gateway.config import load_config
-from gateway.keys import RELAY
+from gateway.keys import METRICS, RELAY
 from gateway.relay import RelayService
 from gateway.spool import Spool
 from sidecar.app import create_app as create_sidecar
 from sidecar.config import load_config as load_sidecar_config
+from sidecar.keys import CONFIG as SIDECAR_CONFIG
 from tests.fuzz.callbacks import Callbacks
+from tests.fuzz.relay import Target, ack_target, lease_target, push_target, relay_envelope
 from tests.fuzz.support import ServerErrors, watch_server_errors
 from tests.gateway.conftest import ACCOUNTS, FakeClock
 from tests.gateway.helpers import write_config
@@ -68,33 +69,20 @@ def spool(gateway: AppClient) -> Spool:
     return gateway.app[SPOOL_STORE]
 
 
-class PullPeer:
-    """The sidecar's side of the pull listener: posts bodies with or without valid signatures."""
-
-    def __init__(self, session: aiohttp.ClientSession, base: str, clock: FakeClock) -> None:
-        self.session = session
-        self.base = base
-        self.signer = contract.RelaySigner([GATEWAY_SECRET], clock=clock)
-
-    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-        async with self.session.post(self.base + path, data=body, headers=headers) as response:
-            text = await response.text()
-            return response.status, text
-
-    async def signed(self, path: str, payload: Any) -> tuple[int, str]:
-        body = payload if isinstance(payload, bytes) else contract.dump_json(payload)
-        return await self.post(path, body, self.signer.headers(body))
-
-
 @pytest.fixture
-async def pull(gateway: AppClient, clock: FakeClock) -> AsyncIterator[PullPeer]:
+async def pull_base(gateway: AppClient) -> str:
+    """The pull listener's base URL (it is a separate aiohttp app on its own port)."""
     relay = gateway.app[RELAY]
     assert isinstance(relay, RelayService)
     address = relay.listen_address
     assert address is not None
-    host, port = address
-    async with aiohttp.ClientSession() as session:
-        yield PullPeer(session, f"http://{host}:{port}", clock)
+    return f"http://{address[0]}:{address[1]}"
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -105,9 +93,29 @@ async def sidecar(aiohttp_client: ClientFactory, tmp_path: Path) -> AppClient:
     return await aiohttp_client(create_sidecar(load_sidecar_config(write_sidecar_config(side))))
 
 
+@pytest.fixture(params=["lease", "ack", "push"])
+async def target(
+    request: pytest.FixtureRequest,
+    gateway: AppClient,
+    sidecar: AppClient,
+    pull_base: str,
+    session: aiohttp.ClientSession,
+    clock: FakeClock,
+) -> Target:
+    """Each relay endpoint in turn; the gateway holds one unacknowledged event, which no refused
+    ack may acknowledge."""
+    spool = gateway.app[SPOOL_STORE]
+    await spool.commit(relay_envelope(0))
+    if request.param == "lease":
+        return lease_target(session, pull_base, GATEWAY_SECRET, clock, gateway.app[METRICS])
+    if request.param == "ack":
+        return ack_target(session, pull_base, GATEWAY_SECRET, clock, spool)
+    return push_target(sidecar, RELAY_SECRET, sidecar.app[SIDECAR_CONFIG].store.path)
+
+
 @pytest.fixture
 def gw(gateway: AppClient, spool: Spool) -> Callbacks:
     return Callbacks(gateway, spool)
 
 
-__all__ = ["GATEWAY_SECRET", "RELAY_SECRET", "AppClient", "PullPeer"]
+__all__ = ["GATEWAY_SECRET", "RELAY_SECRET", "AppClient"]
