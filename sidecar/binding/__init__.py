@@ -27,11 +27,13 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from common.config import Secret
 from sidecar.binding import console, events, links, pages
 from sidecar.binding.cookies import SessionCookies
 from sidecar.binding.identity import BkLogin, IdentityResolver
 from sidecar.binding.keys import COOKIES, IDENTITY, JINJA, SERVICE
 from sidecar.binding.service import BindingService
+from sidecar.config import AccountConfig, MpAccount, SidecarConfig
 from sidecar.keys import CLOCK, CONFIG, DISPATCHER, STORE, TOKENS, WXAPI
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,27 @@ BROWSER_SESSION_MIN_S = 3600
 BROWSER_SESSION_MAX_S = 24 * 3600
 
 
+def session_keys(config: SidecarConfig) -> list[str]:
+    """Key material for the browser-session cookies that only the sidecar holds.
+
+    The accounts' AppSecrets and CorpSecrets, every replica has them and the DMZ never does.
+    Not the relay secrets: the gateway holds those too, and a compromised DMZ host could then
+    sign a session for any user. Changing any account secret ends the open sessions (an hour,
+    a day at most); users open a fresh link.
+    """
+    parts = [f"{a.name}\n{_account_secret(a).reveal()}" for a in config.accounts]
+    return ["\n".join(parts)] if parts else []
+
+
+def _account_secret(account: AccountConfig) -> Secret:
+    return account.app_secret if isinstance(account, MpAccount) else account.corp_secret
+
+
 def setup(app: web.Application) -> None:
     config = app[CONFIG]
-    keys = [s.reveal() for s in config.relay.secrets]
+    keys = session_keys(config)
     if not keys:
-        log.warning("no [relay] secrets: binding sessions are signed with a per-process key")
+        log.warning("no accounts: binding sessions are signed with a per-process key")
         keys = [secrets.token_hex(32)]
     ttl = min(max(BROWSER_SESSION_MIN_S, config.binding.qr_ttl_s), BROWSER_SESSION_MAX_S)
     app[COOKIES] = SessionCookies(
@@ -78,4 +96,4 @@ async def binding_ctx(app: web.Application) -> AsyncIterator[None]:
             await session.close()
 
 
-__all__ = ["setup"]
+__all__ = ["session_keys", "setup"]

@@ -2,10 +2,11 @@
 
 Why signed rather than a random id kept server-side: every sidecar replica must recognise the
 cookie, and the store has no table for browser sessions; a signature needs only a key all
-replicas share. The key is derived (HMAC-SHA256 with a fixed label) from each ``[relay]``
-secret, which every replica already holds: the first secret signs, any of them verifies, so a
-relay-secret rotation keeps sessions valid while both secrets are configured. The derived key
-is used for nothing else, and the relay secret cannot be recovered from it.
+replicas share. The key is derived (HMAC-SHA256 with a fixed label) from key material every
+replica holds and only the sidecar holds (``sidecar.binding.session_keys``: the accounts'
+secrets; never the relay secrets, which the DMZ gateway holds too). With several secrets the
+first signs and any of them verifies. The derived key is used for nothing else, and the
+material cannot be recovered from it.
 
 Cookie value: ``base64url(JSON {"u": username, "a": account, "e": expiry}) "." base64url(MAC)``.
 It holds no secret, only who the browser acts for and until when; it cannot be forged or
