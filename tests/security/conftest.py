@@ -1,5 +1,6 @@
-"""Fixtures of the security suite (see docs/SECURITY.md, which cites every test here)."""
+"""Fixtures of the security suite (docs/SECURITY.md cites every test here)."""
 
+from tests.security.egress import connections
 from tests.security.servers import recorder
 
-__all__ = ["recorder"]
+__all__ = ["connections", "recorder"]
