@@ -81,7 +81,7 @@ def failures(metrics: GatewayMetrics, reason: str) -> float:
     return sample(metrics, "wxgw_relay_failures_total", {"mode": "push", "reason": reason})
 
 
-async def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
+async def eventually(check: Callable[[], bool], timeout_s: float = 20.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not check():
             await asyncio.sleep(0.01)
