@@ -73,11 +73,25 @@ def parse_events(obj: Any) -> list[Envelope]:
 
 
 def load_json(body: bytes) -> Any:
-    """Decode a relay body; bad UTF-8 or JSON becomes MalformedPayload, never a bare ValueError."""
+    """Decode a relay body; bad UTF-8 or JSON, nesting deeper than the parser's recursion limit and
+    lone surrogates become MalformedPayload, never a bare ValueError or RecursionError.
+
+    ``"\\ud800"`` is valid JSON but not Unicode text: it could be neither hashed into an event id
+    nor stored, so it is refused here. Valid UTF-8 cannot carry a surrogate, so only a body with a
+    ``\\u`` escape needs the check.
+    """
     try:
-        return json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
+        obj = json.loads(text)
+        if "\\u" in text:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedPayload(f"body is not UTF-8 JSON: {exc.__class__.__name__}") from None
+    except RecursionError:
+        raise MalformedPayload("body is JSON nested too deeply") from None
+    except UnicodeEncodeError:
+        raise MalformedPayload("body holds a lone surrogate escape (\\ud800-\\udfff), which is not text") from None
+    return obj
 
 
 def dump_json(obj: Any) -> bytes:
