@@ -44,6 +44,11 @@ from devtools.stack import StackOptions
 from devtools.stack_config import WECOM_ACCOUNT, RelayMode
 
 USERS = tuple(f"chaos{n:02d}" for n in range(12))
+MAX_IN_FLIGHT = 100
+EMULATOR_POOL = (
+    "the emulator's pusher holds at most 100 connections (aiohttp's default pool) and the wait for one "
+    "counts against WeChat's 5 s, so more in flight would time out callbacks the gateway never saw"
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class ChaosResult:
     total_s: float  # start-up to stopped
     drained: bool
     workdir: Path
+    machine: str  # with the load average when the run started
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -85,7 +91,7 @@ class ChaosResult:
         rate = self.tally.sent / self.send_s if self.send_s else 0.0
         lines = [
             f"chaos: {o.relay_mode} relay, {o.events} callbacks (seed {o.seed}, {o.concurrency} in flight), "
-            f"{o.sidecar_kills} sidecar kill(s), {o.gateway_kills} gateway kill(s) — {machine()}",
+            f"{o.sidecar_kills} sidecar kill(s), {o.gateway_kills} gateway kill(s) — {self.machine}",
             *(
                 f"  {f.killed_s:7.2f} s  SIGKILL {f.tier:<7} after {f.at:>5} callbacks, ready again at {f.back_s:.2f} s"
                 for f in self.faults
@@ -107,7 +113,7 @@ class ChaosResult:
     def as_json(self) -> dict[str, Any]:
         return {
             "options": asdict(self.options),
-            "machine": machine(),
+            "machine": self.machine,
             "faults": [asdict(f) for f in self.faults],
             "send_s": round(self.send_s, 2),
             "drain_s": round(self.drain_s, 2),
@@ -127,13 +133,14 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPU {model or platform.machine()}, Python {platform.python_version()}"
+    load = os.getloadavg()[0]  # other work on the machine slows every tier down alike
+    return f"{os.cpu_count()} CPU {model or platform.machine()}, Python {platform.python_version()}, load {load:.1f}"
 
 
 async def run_chaos(options: ChaosOptions, workdir: Path) -> ChaosResult:
     """Start the system, make the callbacks while killing tiers, drain, stop, count."""
     rng = random.Random(options.seed)
-    started = time.monotonic()
+    started, host = time.monotonic(), machine()
     stack_options = StackOptions(
         relay_mode=options.relay_mode,
         mp_mode="safe",
@@ -157,12 +164,14 @@ async def run_chaos(options: ChaosOptions, workdir: Path) -> ChaosResult:
         drained = await _drain(stack, http, options.drain_timeout_s)
         drain_s = time.monotonic() - t0 - send_s
         pending = await emu.pushes(status="pending")
+    await asyncio.to_thread(_dump, workdir / "pushes.jsonl", load.pushes)
     accounts = {**stack.mp_accounts(), stack.ids.corp_id: WECOM_ACCOUNT}
     sent = [_sent(push, accounts) for push in load.pushes]
     observed = await asyncio.to_thread(_observe, stack)
     notes = [f"  note: {len(pending)} pushes still pending in the emulator"] if pending else []
+    total_s = time.monotonic() - started
     return ChaosResult(
-        options, tally(sent, observed), inflicted, send_s, drain_s, time.monotonic() - started, drained, workdir, notes
+        options, tally(sent, observed), inflicted, send_s, drain_s, total_s, drained, workdir, host, notes
     )
 
 
@@ -188,7 +197,14 @@ def _sent(push: dict[str, Any], accounts: dict[str, str]) -> Sent:
         answered=answer is not None,
         attempts=len(attempts),
         answer_s=answer["elapsed_s"] if answer is not None else None,
+        timeouts=sum(1 for a in attempts if str(a["error"]).startswith("no answer within")),
     )
+
+
+def _dump(path: Path, pushes: list[dict[str, Any]]) -> None:
+    """Every push as the emulator reported it (attempts, errors, timings), for a post-mortem."""
+    with path.open("w", encoding="utf-8") as out:
+        out.writelines(json.dumps(push, ensure_ascii=False) + "\n" for push in pushes)
 
 
 def _observe(stack: ChaosStack) -> Observed:
@@ -217,7 +233,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChaosOptions, argpars
     parser.add_argument("--seed", type=int, default=1, help="the plan and the kill schedule (default 1)")
     parser.add_argument("--pull", action="store_true", help="pull relay (the sidecar long-polls the gateway)")
     parser.add_argument("--quick", action="store_true", help="600 callbacks, two sidecar kills, one gateway kill")
-    parser.add_argument("--concurrency", type=int, default=64, help="callbacks in flight at once (default 64)")
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help=f"callbacks in flight at once (default 64, at most {MAX_IN_FLIGHT})"
+    )
     parser.add_argument("--sidecar-kills", type=int, help="default 4 (--quick: 2)")
     parser.add_argument("--gateway-kills", type=int, help="default 1")
     parser.add_argument("--workdir", type=Path, help="keep configs, logs and databases here (default: a temp dir)")
@@ -228,6 +246,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChaosOptions, argpars
     for name in ("events", "sidecar_kills", "gateway_kills"):
         if getattr(args, name) is not None:
             base[name] = getattr(args, name)
+    if args.concurrency > MAX_IN_FLIGHT:
+        parser.error(f"--concurrency over {MAX_IN_FLIGHT}: {EMULATOR_POOL}")
     if (
         min(base.get("events", 1), args.concurrency) < 1
         or min(base.get("sidecar_kills", 0), base.get("gateway_kills", 0)) < 0

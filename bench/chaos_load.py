@@ -76,12 +76,16 @@ class Load:
         return f"Load({self.started}/{len(self._plan)} started, {len(self.pushes)} done)"
 
     async def run(self) -> None:
+        """Every planned callback; each push is kept with ``began_s``, when it started in the run."""
         pending = iter(self._plan)
+        t0 = time.monotonic()
 
         async def worker() -> None:
             for planned in pending:
                 self.started += 1
-                self.pushes.append(await make_callback(self._emu, planned))
+                began = time.monotonic() - t0
+                push = await make_callback(self._emu, planned)
+                self.pushes.append({**push, "began_s": round(began, 3)})
 
         await asyncio.gather(*(worker() for _ in range(self._concurrency)))
 

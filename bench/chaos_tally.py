@@ -35,6 +35,7 @@ class Sent:
     answered: bool  # some attempt got a 200
     attempts: int
     answer_s: float | None  # from the first attempt's start to the 200, retries included
+    timeouts: int = 0  # attempts WeChat gave up on after its 5 s
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Tally:
     sent: int
     attempts: int
     retried: int
+    timed_out: int
     answered: int
     unanswered: int
     spooled: int
@@ -79,6 +81,7 @@ class Tally:
     def rows(self) -> list[tuple[str, int | str, str]]:
         return [
             ("sent", self.sent, f"callbacks (logical events; {self.attempts} HTTP attempts, {self.retried} retried)"),
+            ("  attempts timed out", self.timed_out, "no answer within WeChat's 5 s, so it retried"),
             ("answered", self.answered, "a 200 from the gateway within WeChat's 5 s"),
             ("unanswered", self.unanswered, "no 200 after every retry (WeChat would show an error)"),
             ("spooled", self.spooled, "rows in the gateway's spool"),
@@ -138,6 +141,7 @@ def tally(sent: Sequence[Sent], observed: Observed) -> Tally:
         sent=len(sent),
         attempts=sum(s.attempts for s in sent),
         retried=sum(1 for s in sent if s.attempts > 1),
+        timed_out=sum(s.timeouts for s in sent),
         answered=len(answered),
         unanswered=len(sent_ids - answered),
         spooled=len(observed.spool),
