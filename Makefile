@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LINTED := gateway sidecar contract common devtools tests bench
 
-.PHONY: demo test lint unit e2e bench chaos clean
+.PHONY: demo test lint unit e2e security bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,13 @@ unit: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'e2e or browser' $(PYTEST_ARGS)
+
+# Every test docs/SECURITY.md cites as a proof (tests/security_claims.txt), and the check that the
+# document and the list agree. -rs lists skipped proofs (nginx, chromium or systemd-analyze absent).
+FUZZ_EXAMPLES ?= 60
+security: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:cacheprovider -rs $(PYTEST_ARGS) \
+		tests/test_security_claims.py $$(grep -v '^#' tests/security_claims.txt)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
