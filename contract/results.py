@@ -57,7 +57,8 @@ def parse_results(obj: Any) -> list[Result]:
         event = entry.get("id")
         if not isinstance(event, str) or not EVENT_ID_RE.match(event):
             raise MalformedPayload("result id must be evt_ + 32 hex digits")
-        if entry.get("status") not in STATUSES:
+        status = entry.get("status")
+        if not isinstance(status, str) or status not in STATUSES:  # a list is unhashable: test the type first
             raise MalformedPayload(f"result status for {event} must be accepted or duplicate")
         results.append(Result(id=event, status=entry["status"], reply=parse_reply(entry.get("reply"))))
     return results
