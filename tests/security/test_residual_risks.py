@@ -19,7 +19,17 @@ from gateway.config import load_config
 from sidecar.callers import CallerAuth, signature
 from sidecar.config import ClientConfig
 from sidecar.errors import AuthError
-from tests.gateway.conftest import ACCOUNTS, NOW, PLAIN_TOKEN, FakeClock, HealthyRelay, fake_app
+from tests.gateway.conftest import (
+    ACCOUNTS,
+    MP_APP_ID,
+    MP_KEY,
+    MP_TOKEN,
+    NOW,
+    PLAIN_TOKEN,
+    FakeClock,
+    HealthyRelay,
+    fake_app,
+)
 from tests.gateway.helpers import CallbackBuilder, FakeSpool, text_message, write_config
 
 AppClient = TestClient[web.Request, web.Application]
@@ -49,6 +59,27 @@ async def test_plaintext_signature_replayed_with_another_body_is_accepted_inside
     late = PLAIN.mp_plain(text_message("too late"))[1]
     assert (await gateway.post(PLAIN_URL, params=query, data=late)).status == 403
     assert len(spool.events) == 2
+
+
+async def test_safe_mode_query_replayed_as_plaintext_is_refused_only_with_require_encryption(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    """An encrypted MP callback's query carries ``signature`` too. Stripped of ``encrypt_type`` and
+    ``msg_signature`` it reads as a plaintext callback with any body: accepted by an account that
+    allows plaintext (``require_encryption = false``, the default, for migrations), refused by one
+    that does not. The freshness window bounds it as in plaintext mode."""
+    clock, spool = FakeClock(), FakeSpool()
+    config = load_config(write_config(tmp_path, ACCOUNTS))
+    gateway = await aiohttp_client(fake_app(config, spool, HealthyRelay(), clock))
+    owner = CallbackBuilder(MP_TOKEN, MP_KEY, MP_APP_ID, now=NOW)
+    query, _ = owner.mp_safe(text_message("genuine, encrypted"))
+    downgraded = {k: v for k, v in query.items() if k not in ("encrypt_type", "msg_signature")}
+    forged = PLAIN.mp_plain(text_message("forged in plaintext"))[1]
+
+    assert (await gateway.post("/wechat/strict/callback", params=downgraded, data=forged)).status == 403
+    assert spool.events == {}
+    assert (await gateway.post("/wechat/main/callback", params=downgraded, data=forged)).status == 200
+    assert [e["message"]["Content"] for e in spool.events.values()] == ["forged in plaintext"]
 
 
 def test_relay_replay_cache_is_per_process() -> None:
