@@ -123,7 +123,10 @@ class PullRelay:
         return _json(200, {"acked": acked})
 
     async def _authentic_body(self, request: web.Request) -> bytes:
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.RequestPayloadError:  # a Content-Encoding that does not decode, a body cut short
+            raise contract.MalformedPayload("body could not be read: bad Content-Encoding or cut short") from None
         self._verifier.verify(body, request.headers)
         return body
 
