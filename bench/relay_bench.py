@@ -5,10 +5,11 @@
   bench's pull client leases and acknowledges. The rate is events over the time from the first
   event relayed to the last one acknowledged; the gateway is pinned to the server core, the
   sink / pull client run on the load core.
-* Steady load: callbacks at ``scale.steady_rate`` per second (open loop) for ``scale.steady_s``
-  against the gateway in push mode with the default reply budget, so the answer to WeChat
-  waits for the sidecar's acknowledgement. Reported: receipt -> sink arrival (the event reached
-  the sidecar) and receipt -> answer (durably spooled, relayed, acknowledged, answered).
+* Steady load: callbacks at each of ``scale.steady_rates`` per second (open loop) for
+  ``scale.steady_s`` against the gateway in push mode with the default reply budget, so the
+  answer to WeChat waits for the sidecar's acknowledgement. Reported: receipt -> sink arrival
+  (the event reached the sidecar) and receipt -> answer (durably spooled, relayed,
+  acknowledged, answered). A rate above what the gateway can take shows as growing latency.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ def run(stack: Stack, scale: Scale, log: Any = print) -> dict[str, Any]:
     log(f"  push drain: {push['events_per_s']:.0f} events/s ({push['events']} events in {push['seconds']:.1f} s)")
     pulled = drain_pull(stack, scale.backlog)
     log(f"  pull drain: {pulled['events_per_s']:.0f} events/s ({pulled['events']} events in {pulled['seconds']:.1f} s)")
-    latency = steady_latency(stack, scale.steady_rate, scale.steady_s)
-    log(
-        f"  steady {latency['rate']:.0f}/s: receipt->sidecar p50 {latency['to_sidecar_p50_ms']:.1f} ms "
-        f"p99 {latency['to_sidecar_p99_ms']:.1f} ms; receipt->answer p99 {latency['answer_p99_ms']:.1f} ms"
-    )
-    return {"push_drain": push, "pull_drain": pulled, "steady": latency}
+    runs = []
+    for number, rate in enumerate(scale.steady_rates):
+        latency = steady_latency(stack, rate, scale.steady_s, first_msg_id=STEADY_MSG_ID + number * 10_000_000)
+        runs.append(latency)
+        log(
+            f"  steady {latency['rate']:.0f}/s: receipt->sidecar p50 {latency['to_sidecar_p50_ms']:.1f} ms "
+            f"p99 {latency['to_sidecar_p99_ms']:.1f} ms; receipt->answer p99 {latency['answer_p99_ms']:.1f} ms"
+        )
+    return {"push_drain": push, "pull_drain": pulled, "steady": runs}
 
 
 def prefill(stack: Stack, name: str, events: int) -> tuple[Any, float]:
@@ -111,8 +115,8 @@ def drain_pull(stack: Stack, events: int) -> dict[str, Any]:
     }
 
 
-def steady_latency(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
-    requests = list(generate(int(rate * seconds), first_msg_id=STEADY_MSG_ID))
+def steady_latency(stack: Stack, rate: float, seconds: float, *, first_msg_id: int) -> dict[str, Any]:
+    requests = list(generate(int(rate * seconds), first_msg_id=first_msg_id))
     sink, sink_port = stack.start_sink()
     gateway = stack.start_gateway(GatewayOptions(), sink_port=sink_port)
     try:
@@ -132,6 +136,7 @@ def steady_latency(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
         "seconds": seconds,
         "sent": len(run.sent),
         "answered_200": len(answered),
+        "unanswered_30s": sum(1 for s in run.sent if s.status == -1),
         "reached_sidecar": len(to_sidecar),
         "late_starts": run.late_starts,
         "to_sidecar_p50_ms": round(percentile(to_sidecar, 50), 2),

@@ -69,19 +69,23 @@ def _verdict(met: bool) -> str:
 
 
 def _relay_table(section: dict[str, Any]) -> list[str]:
-    push, pulled, steady = section["push_drain"], section["pull_drain"], section["steady"]
-    return [
+    push, pulled = section["push_drain"], section["pull_drain"]
+    lines = [
         "Relay",
         f"  push drain of {push['events']} events: {push['events_per_s']:.0f} events/s ({push['seconds']} s)",
         f"  pull drain of {pulled['events']} events: {pulled['events_per_s']:.0f} events/s ({pulled['seconds']} s)",
-        f"  steady {steady['rate']:.0f} callbacks/s for {steady['seconds']:g} s ({steady['sent']} sent, "
-        f"{steady['answered_200']} answered 200, {steady['reached_sidecar']} reached the sidecar):",
-        f"    receipt -> sidecar  p50 {steady['to_sidecar_p50_ms']:.1f} ms  p99 {steady['to_sidecar_p99_ms']:.1f} ms  "
-        f"max {steady['to_sidecar_max_ms']:.1f} ms",
-        f"    receipt -> answer   p50 {steady['answer_p50_ms']:.1f} ms  p99 {steady['answer_p99_ms']:.1f} ms  "
-        f"max {steady['answer_max_ms']:.1f} ms",
-        "",
     ]
+    for st in section["steady"]:
+        lines += [
+            f"  steady {st['rate']:.0f} callbacks/s (target {st['target_rate']:g}) for {st['seconds']:g} s: "
+            f"{st['sent']} sent, {st['answered_200']} answered 200, "
+            f"{st['unanswered_30s']} unanswered after 30 s, {st['reached_sidecar']} reached the sidecar",
+            f"    receipt -> sidecar  p50 {st['to_sidecar_p50_ms']:.1f} ms  p99 {st['to_sidecar_p99_ms']:.1f} ms"
+            f"  max {st['to_sidecar_max_ms']:.1f} ms",
+            f"    receipt -> answer   p50 {st['answer_p50_ms']:.1f} ms  p99 {st['answer_p99_ms']:.1f} ms"
+            f"  max {st['answer_max_ms']:.1f} ms",
+        ]
+    return [*lines, ""]
 
 
 def _memory_table(section: dict[str, Any]) -> list[str]:
