@@ -111,7 +111,9 @@ def plot(section: dict[str, Any], path: Path = PLOT) -> Path:
     variants = section["variants"]
     labels = [f"({v['key']}) {v['label']}" for v in variants]
     colors = ["#9e9e9e", "#5c8fd6", "#e07b39", "#8bb174"][: len(variants)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
+    fig, (left, right, cost) = plt.subplots(
+        1, 3, figsize=(15, 4.8), constrained_layout=True, gridspec_kw={"width_ratios": [1.3, 1, 1]}
+    )
     ys = range(len(variants))
     left.barh(ys, [v["rps"] for v in variants], color=colors)
     left.set_yticks(list(ys), labels)
@@ -128,6 +130,15 @@ def plot(section: dict[str, Any], path: Path = PLOT) -> Path:
     right.invert_yaxis()
     right.set_xlabel(f"latency, ms (lower is better; wrk -c{section['connections']})")
     right.set_title("p50 (solid) and p99 (hatched)")
+    cost.barh(ys, [v["cpu_us_per_req"] for v in variants], color=colors)
+    cost.set_yticks(list(ys), [f"({v['key']})" for v in variants])
+    cost.invert_yaxis()
+    cost.set_xlabel("server CPU per request, us (lower is better)")
+    cost.set_title("CPU cost per callback")
+    for y, v in zip(ys, variants, strict=True):
+        cost.text(v["cpu_us_per_req"], y, f" {v['cpu_us_per_req']}", va="center")
+    for axis in (left, right, cost):
+        axis.margins(x=0.15)
     ratios = section["ratios"]
     fig.suptitle(
         f"Safe-mode MP callbacks: (c)/(a) = {ratios['c_over_a']:.2f} (target 0.8), "
