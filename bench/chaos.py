@@ -236,6 +236,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChaosOptions, argpars
     parser.add_argument(
         "--concurrency", type=int, default=64, help=f"callbacks in flight at once (default 64, at most {MAX_IN_FLIGHT})"
     )
+    parser.add_argument(
+        "--retry-delay", type=float, default=2.0, help="seconds between WeChat's attempts after a failure (default 2)"
+    )
     parser.add_argument("--sidecar-kills", type=int, help="default 4 (--quick: 2)")
     parser.add_argument("--gateway-kills", type=int, help="default 1")
     parser.add_argument("--workdir", type=Path, help="keep configs, logs and databases here (default: a temp dir)")
@@ -253,8 +256,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChaosOptions, argpars
         or min(base.get("sidecar_kills", 0), base.get("gateway_kills", 0)) < 0
     ):
         parser.error("--events and --concurrency must be positive, kill counts not negative")
+    if args.retry_delay < 0:
+        parser.error("--retry-delay must not be negative")
     options = ChaosOptions(
-        seed=args.seed, relay_mode="pull" if args.pull else "push", concurrency=args.concurrency, **base
+        seed=args.seed,
+        relay_mode="pull" if args.pull else "push",
+        concurrency=args.concurrency,
+        retry_delay_s=args.retry_delay,
+        **base,
     )
     return options, args
 
