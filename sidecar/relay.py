@@ -57,7 +57,10 @@ def setup(app: web.Application) -> None:
 
 
 async def receive_events(request: web.Request) -> web.Response:
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.RequestPayloadError:  # a Content-Encoding that does not decode, a body cut short
+        raise MalformedRequest("body could not be read: bad Content-Encoding or cut short") from None
     metrics = request.app[METRICS]
     try:
         request.app[VERIFIER].verify(body, request.headers)
