@@ -18,10 +18,11 @@ import secrets
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from devtools.stack import Stack
+from devtools.stack import Stack, StackOptions
 from devtools.stack_config import MP_ACCOUNT, TEMPLATE_ID, MpMode, write_configs
 
 _ALNUM = string.ascii_letters + string.digits
@@ -145,13 +146,14 @@ def write_extra_accounts(
 
 
 class ChaosStack(Stack):
-    """A :class:`Stack` whose MP side is three accounts: ``main`` (safe), ``mp_plain``, ``mp_compat``."""
+    """A :class:`Stack` with three MP accounts: ``main`` (in ``mp_mode``), ``mp_plain``, ``mp_compat``."""
 
-    extra: tuple[ExtraMpAccount, ...] = ()
+    def __init__(self, workdir: Path, options: StackOptions | None = None, **kwargs: Any) -> None:
+        super().__init__(workdir, options, **kwargs)
+        self.extra = (ExtraMpAccount("mp_plain", "plain"), ExtraMpAccount("mp_compat", "compat"))
 
     async def start(self) -> None:
         """Like ``Stack.start``, with the extra accounts appended before any tier reads its config."""
-        self.extra = (ExtraMpAccount("mp_plain", "plain"), ExtraMpAccount("mp_compat", "compat"))
         self.configs = write_configs(self.workdir, self.ids, self.ports, self.options)
         write_extra_accounts(
             self.workdir,
