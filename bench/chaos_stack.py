@@ -11,7 +11,6 @@ stack's own, and the configs name them as files.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -20,10 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from devtools.stack import Stack, StackOptions
-from devtools.stack_config import MP_ACCOUNT, TEMPLATE_ID, MpMode, write_configs
+from devtools.stack_config import MP_ACCOUNT, TEMPLATE_ID, MpMode
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -152,24 +149,17 @@ class ChaosStack(Stack):
         super().__init__(workdir, options, **kwargs)
         self.extra = (ExtraMpAccount("mp_plain", "plain"), ExtraMpAccount("mp_compat", "compat"))
 
-    async def start(self) -> None:
-        """Like ``Stack.start``, with the extra accounts appended before any tier reads its config."""
-        self.configs = write_configs(self.workdir, self.ids, self.ports, self.options)
+    def write_configs(self) -> dict[str, Path]:
+        """The stack's configs with the extra accounts appended, before any tier reads them."""
+        configs = super().write_configs()
         write_extra_accounts(
             self.workdir,
-            self.configs,
+            configs,
             self.extra,
             callback_base=self.urls.callback_base,
             reply_budget_s=self.options.reply_budget_s,
         )
-        try:
-            for tier in self.tiers.values():
-                tier.start()
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as session:
-                await asyncio.gather(*(t.wait_ready(session, self.ready_timeout_s) for t in self.tiers.values()))
-        except BaseException:
-            await self.stop()
-            raise
+        return configs
 
     def mp_accounts(self) -> dict[str, str]:
         """Every MP account as app id → account name (the emulator names apps, the gateway accounts)."""

@@ -222,9 +222,13 @@ class Stack:
     def gateway_spool(self) -> Path:
         return self.workdir / "gateway-spool.sqlite3"
 
+    def write_configs(self) -> dict[str, Path]:
+        """Write the three tiers' configs; a subclass extends them here, before any tier reads them."""
+        return write_configs(self.workdir, self.ids, self.ports, self.options)
+
     async def start(self) -> None:
         """Write the configs, start every tier at once, wait until all are ready (else stop all)."""
-        self.configs = write_configs(self.workdir, self.ids, self.ports, self.options)
+        self.configs = self.write_configs()
         try:
             for tier in self.tiers.values():
                 tier.start()

@@ -94,7 +94,9 @@ async def _callback_tls(config: EmulatorConfig) -> ssl.SSLContext | bool:
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
     """The pusher's client session (WeChat's servers calling the callback URLs)."""
-    connector = aiohttp.TCPConnector(ssl=await _callback_tls(app[WORLD].config))
+    # No pool limit: WeChat pushes every callback at once; a capped pool would count the wait
+    # for a free connection against the 5 s deadline (seen with >100 callbacks in flight).
+    connector = aiohttp.TCPConnector(ssl=await _callback_tls(app[WORLD].config), limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         app[PUSHER] = Pusher(app[WORLD], session)
         yield
