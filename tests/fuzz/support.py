@@ -1,6 +1,6 @@
 """What every fuzz suite shares: the hypothesis profile, the verdict on an answer, raw HTTP.
 
-CI runs each property ``FUZZ_EXAMPLES`` times (default 150), derandomized so a failure in CI
+CI runs each property ``FUZZ_EXAMPLES`` times (default 100), derandomized so a failure in CI
 replays locally byte for byte; a deep local run raises the count:
 
     FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest -q tests/fuzz
@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from hypothesis import HealthCheck, settings
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 
 # One profile for every property: reproducible (derandomize, no example database), no per-example
 # deadline (an example is an HTTP round trip and a SQLite commit), and fixtures shared across

@@ -14,7 +14,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import contract
-from tests.fuzz.relay import Target, assert_json_refusal
+from tests.fuzz.relay import Target, assert_relay_refusal
 from tests.fuzz.strategies import header_values
 from tests.fuzz.support import FUZZ
 
@@ -24,7 +24,7 @@ HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 async def refused_401(target: Target, body: bytes, headers: dict[str, str]) -> str:
     before = await target.effects()
     status, text = await target.send(body, headers)
-    assert_json_refusal(status, text, 401)
+    assert_relay_refusal(status, text, 401)
     assert await target.effects() == before, f"a refused {target.name} request had an effect"
     return text
 
