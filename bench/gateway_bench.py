@@ -86,10 +86,18 @@ def run(stack: Stack, scale: Scale, log: Any = print, *, profile: bool = False) 
         "duration_s": scale.duration_s,
         "rounds": scale.rounds,
         "variants": [
-            {"key": v.key, "label": v.label, "kind": v.kind, **best[v.key], "all_rounds": rounds[v.key]}
+            {
+                "key": v.key,
+                "label": v.label,
+                "kind": v.kind,
+                **best[v.key],
+                "rps_median": _median([r["rps"] for r in rounds[v.key]]),
+                "all_rounds": rounds[v.key],
+            }
             for v in VARIANTS
         ],
-        "ratios": _ratios(best),
+        "ratios": _ratios({k: f["rps"] for k, f in best.items()}),
+        "ratios_of_medians": _ratios({k: _median([r["rps"] for r in runs]) for k, runs in rounds.items()}),
     }
     if profile:
         section["profile"] = profile_gateway(stack, scale, measured, script, warmup)
@@ -98,8 +106,15 @@ def run(stack: Stack, scale: Scale, log: Any = print, *, profile: bool = False) 
     return section
 
 
-def _ratios(best: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    gateway, bare, sdk, durable = (best[k]["rps"] for k in ("c", "a", "b", "d"))
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _ratios(rps: dict[str, float]) -> dict[str, Any]:
+    """(c) against the baselines, and whether the issue's targets are met."""
+    gateway, bare, sdk, durable = (rps[k] for k in ("c", "a", "b", "d"))
     vs_bare = gateway / bare if bare else 0.0
     vs_sdk = gateway / sdk if sdk else 0.0
     return {

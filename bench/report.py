@@ -39,12 +39,16 @@ def table(results: dict[str, Any]) -> str:
 
 
 def _gateway_table(section: dict[str, Any]) -> list[str]:
-    head = f"{'variant':38s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU':>5s} {'us/req':>7s} {'RSS MiB':>8s}"
+    head = (
+        f"{'variant':38s} {'req/s':>8s} {'median':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU':>5s} {'us/req':>7s} "
+        f"{'RSS MiB':>8s}"
+    )
     lines = [f"Gateway, safe-mode MP callbacks, server on one core (wrk -c{section['connections']}, "
              f"{section['duration_s']:g} s, best of {section['rounds']})", head, "-" * len(head)]
     for v in section["variants"]:
         lines.append(
-            f"({v['key']}) {v['label']:34s} {v['rps']:8.0f} {v['p50_ms']:8.1f} {v['p99_ms']:8.1f} "
+            f"({v['key']}) {v['label']:34s} {v['rps']:8.0f} {v.get('rps_median', v['rps']):8.0f} "
+            f"{v['p50_ms']:8.1f} {v['p99_ms']:8.1f} "
             f"{v['cpu_util']:5.2f} {v['cpu_us_per_req']:7d} {v['rss']['peak_mib']:8.1f}"
         )
     r = section["ratios"]
@@ -53,6 +57,11 @@ def _gateway_table(section: dict[str, Any]) -> list[str]:
         f"(c)/(b) = {r['c_over_b']:.2f} (target >= {r['c_over_b_target']}: {_verdict(r['c_over_b_met'])});  "
         f"(c)/(d) = {r['c_over_d']:.2f}"
     )
+    if "ratios_of_medians" in section:
+        m = section["ratios_of_medians"]
+        lines.append(
+            f"medians: (c)/(a) = {m['c_over_a']:.2f};  (c)/(b) = {m['c_over_b']:.2f};  (c)/(d) = {m['c_over_d']:.2f}"
+        )
     gateway = next(v for v in section["variants"] if v["key"] == "c").get("gateway", {})
     if gateway:
         lines.append(
