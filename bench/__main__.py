@@ -12,6 +12,7 @@ import argparse
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, spools)")
     parser.add_argument("--profile", action="store_true", help="gateway part: one more run under py-spy")
     parser.add_argument("--no-plot", action="store_true", help="do not write docs/perf-gateway.png")
+    parser.add_argument("--results", type=Path, default=report.RESULTS, help="where to write the results JSON")
+    parser.add_argument("--plot", type=Path, default=report.PLOT, help="where to write the plot")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         print("bench needs wrk and taskset on PATH", file=sys.stderr)
@@ -62,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale = QUICK if args.quick else FULL
     parts = args.only or list(PARTS)
     pin_self()
+    signal.signal(signal.SIGTERM, _terminate)  # unwind through Processes: every child is stopped
     workdir = Path(tempfile.mkdtemp(prefix="wxbench-"))
     started = time.monotonic()
     results: dict[str, Any] = {}
@@ -85,12 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(report.table(results))
-    report.save(results)
-    print(f"wrote {report.RESULTS}")
+    report.save(results, args.results)
+    print(f"wrote {args.results}")
     if "gateway" in results and not args.no_plot:
-        print(f"wrote {report.plot(results['gateway'])}")
+        print(f"wrote {report.plot(results['gateway'], args.plot)}")
     print(f"total {time.monotonic() - started:.0f} s")
     return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _run_part(part: str, stack: Stack, scale: Any, *, profile: bool) -> dict[str, Any]:
