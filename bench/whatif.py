@@ -65,7 +65,7 @@ def run(variants: Sequence[str], scale: Scale, workdir: Path) -> dict[str, Any]:
                 rounds[variant].append(figures)
                 print(
                     f"round {number} {variant:44s} {result.rps:7.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
-                    f"p99 {result.p99_ms:6.1f} ms  {figures['cpu_us_per_req']} us/req",
+                    f"p99 {result.p99_ms:6.1f} ms  {figures['cpu_us_per_req']} us/req  errors {result.errors}",
                     flush=True,
                 )
     best = {v: max(runs, key=lambda f: f["rps"]) for v, runs in rounds.items()}
