@@ -59,7 +59,7 @@ def direct(receivers: Sequence[str]) -> Resolution:
 
 async def by_username(bindings: BindingStore, account: str, usernames: Sequence[str]) -> Resolution:
     found = await bindings.get_many(account, usernames)
-    wx_ids: list[str] = []
+    wx_ids: dict[str, None] = {}  # a dict dedupes in O(1) and keeps the order
     unbound: list[str] = []
     inactive: list[str] = []
     for name in usernames:
@@ -68,8 +68,8 @@ async def by_username(bindings: BindingStore, account: str, usernames: Sequence[
             unbound.append(name)
         elif not binding.active:
             inactive.append(name)
-        elif binding.wx_id not in wx_ids:
-            wx_ids.append(binding.wx_id)
+        else:
+            wx_ids.setdefault(binding.wx_id)
     return Resolution(tuple(wx_ids), tuple(unbound), tuple(inactive), by_username=True)
 
 
