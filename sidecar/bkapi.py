@@ -24,11 +24,21 @@ BAD_JSON = "Request JSON string is wrong in format, which cannot be analyzed."
 
 
 async def read_params(request: web.Request) -> tuple[dict[str, Any], bytes]:
-    """Merged parameters and the raw body; unparsable JSON raises MalformedRequest(BAD_JSON)."""
-    body = await request.read() if request.can_read_body else b""
+    """Merged parameters and the raw body; unparsable JSON raises MalformedRequest(BAD_JSON), and so
+    does a body that cannot be read (too large, or not decodable as its Content-Encoding says)."""
+    body = await _read_body(request) if request.can_read_body else b""
     params: dict[str, Any] = dict(request.query)
     params.update(parse_body(body))
     return params, body
+
+
+async def _read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise MalformedRequest(f"Request body is larger than {request.client_max_size} bytes") from None
+    except web.RequestPayloadError:
+        raise MalformedRequest("Request body could not be read: bad Content-Encoding or cut short") from None
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
@@ -37,8 +47,11 @@ def parse_body(body: bytes) -> dict[str, Any]:
         return {}
     if stripped.startswith(b"{"):
         try:
-            value = json.loads(stripped.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            text = stripped.decode("utf-8")
+            value = json.loads(text)
+            if "\\u" in text:  # "\\ud800" is valid JSON but no text: it could be neither stored nor sent
+                json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except (UnicodeError, ValueError, RecursionError):  # RecursionError: nested deeper than json can parse
             raise MalformedRequest(BAD_JSON) from None
         if not isinstance(value, dict):
             raise MalformedRequest(BAD_JSON)
