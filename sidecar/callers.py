@@ -112,7 +112,7 @@ class CallerAuth:
         nonce = _text(params, "bk_nonce")
         if not (offered and stamp and nonce):
             raise BadSignature("bk_signature needs bk_timestamp and bk_nonce")
-        if not stamp.isdigit() or len(stamp) > 12:
+        if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:  # "²" is a digit int() refuses
             raise StaleSignature("bk_timestamp is not unix seconds")
         now = self._clock()
         if abs(now - int(stamp)) > self._window_s:
@@ -161,7 +161,7 @@ def _header_params(headers: Mapping[str, str]) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can parse
         raise MissingCredentials(f"{AUTH_HEADER} is not a JSON object") from None
     if not isinstance(value, dict):
         raise MissingCredentials(f"{AUTH_HEADER} is not a JSON object")
