@@ -130,7 +130,7 @@ def text_list(params: Mapping[str, Any], field: Field, *, required: bool = False
 def _split(value: str) -> list[Any]:
     try:
         loaded = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can parse
         loaded = None
     if isinstance(loaded, list):
         return loaded
@@ -160,7 +160,7 @@ def data_object(params: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json can parse
             raise DATA.error(NOT_A_DICT) from None
     if not isinstance(value, dict):
         raise DATA.error(NOT_A_DICT)
