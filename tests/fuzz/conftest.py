@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from aioresponses import aioresponses
 
 import contract
 from gateway.app import SPOOL_STORE, create_app
@@ -25,12 +26,14 @@ from gateway.spool import Spool
 from sidecar.app import create_app as create_sidecar
 from sidecar.config import load_config as load_sidecar_config
 from sidecar.keys import CONFIG as SIDECAR_CONFIG
+from tests.fuzz.bk import BlueKing
 from tests.fuzz.callbacks import Callbacks
 from tests.fuzz.relay import Target, ack_target, lease_target, push_target, relay_envelope
 from tests.fuzz.support import ServerErrors, watch_server_errors
 from tests.gateway.conftest import ACCOUNTS, FakeClock
 from tests.gateway.helpers import write_config
-from tests.sidecar.helpers import RELAY_SECRET
+from tests.sidecar.fakewechat import FakeWeChat
+from tests.sidecar.helpers import RELAY_SECRET, WECHAT
 from tests.sidecar.helpers import write_config as write_sidecar_config
 
 GATEWAY_SECRET = contract.generate_secret()
@@ -91,6 +94,20 @@ async def sidecar(aiohttp_client: ClientFactory, tmp_path: Path) -> AppClient:
     side = tmp_path / "sidecar"
     side.mkdir()
     return await aiohttp_client(create_sidecar(load_sidecar_config(write_sidecar_config(side))))
+
+
+@pytest.fixture
+async def bk(aiohttp_client: ClientFactory, tmp_path: Path) -> AsyncIterator[BlueKing]:
+    """The sidecar's BlueKing API with WeChat mocked (aioresponses lets the test server through)."""
+    passthrough: list[str] = []
+    with aioresponses(passthrough=passthrough) as mocked:
+        wechat = FakeWeChat(mocked)
+        side = tmp_path / "bk"
+        side.mkdir()
+        config = load_sidecar_config(write_sidecar_config(side, replace={"wechat": WECHAT + "retry_backoff_s = 0\n"}))
+        client = await aiohttp_client(create_sidecar(config))
+        passthrough.append(str(client.make_url("/")))
+        yield BlueKing(client, wechat)
 
 
 @pytest.fixture(params=["lease", "ack", "push"])
