@@ -1,4 +1,4 @@
-"""``python -m bench.inbox_bench [--events N] [--batch 100] [--concurrency C] [--mode push|pull|both]``
+"""``python -m bench.inbox_bench [--events N] [--batch B] [--concurrency C] [--mode M] [--kind K]``
 
 How fast the real sidecar takes a relay backlog into its exactly-once inbox: ``python -m
 sidecar`` with a real SQLite store (WAL, ``synchronous = FULL``) in a temporary directory,
@@ -10,8 +10,9 @@ pinned to the server core, fed from this process on the load core.
   leases what is left of the backlog (the sidecar asks for up to 100) and counts the acks;
   timed from the first lease handed out to the ack of the last event.
 
-The events are ``unsubscribe`` callbacks from distinct openids, so each one runs a built-in
-handler (a conditional UPDATE on the bindings) inside the inbox transaction. Every run checks
+The events (``--kind``) come from distinct openids: ``unsubscribe`` (the default) runs a built-in
+handler (a conditional UPDATE on the bindings, in a savepoint) for each event; ``text`` and
+``click`` have no handler, like most real traffic, so the inbox's own work is all. Every run checks
 what it measured: each event answered ``accepted`` once, one inbox row per event and one
 ``event processed`` line per event in the sidecar's log. Figures, never timed assertions.
 """
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,13 @@ from contract import (
     parse_results,
 )
 
+# unsubscribe runs a built-in handler (savepoint + UPDATE); text and CLICK, the bulk of the
+# chaos run's traffic, have no handler registered, so their only store work is the inbox's.
+KINDS: dict[str, Callable[[int], dict[str, str]]] = {
+    "unsubscribe": lambda n: {"MsgType": "event", "Event": "unsubscribe"},
+    "text": lambda n: {"MsgType": "text", "Content": f"告警 #{n}", "MsgId": str(10_000_000_000 + n)},
+    "click": lambda n: {"MsgType": "event", "Event": "CLICK", "EventKey": f"menu-{n % 5}"},
+}
 SECRET = "whsec_" + "YmVuY2gtaW5ib3gtc2VjcmV0LTI0Ynl0ZXMh"  # base64 of 27 bytes, bench only
 HANDLED = "event processed"  # sidecar.inbox logs it once per event, after the commit
 
@@ -82,8 +90,8 @@ default = true
 """
 
 
-def make_events(count: int) -> list[Envelope]:
-    """``count`` distinct ``unsubscribe`` callbacks (distinct openids, so distinct event ids)."""
+def make_events(count: int, kind: str = "unsubscribe") -> list[Envelope]:
+    """``count`` distinct callbacks (distinct openids, so distinct event ids) of one ``kind``."""
     received = datetime.now(UTC)
     events = []
     for n in range(count):
@@ -91,8 +99,7 @@ def make_events(count: int) -> list[Envelope]:
             "ToUserName": "gh_bench",
             "FromUserName": f"oBench{n:012d}",
             "CreateTime": str(1_700_000_000 + n),
-            "MsgType": "event",
-            "Event": "unsubscribe",
+            **KINDS[kind](n),
         }
         events.append(make_envelope("main", "mp", "safe", message, received))
     return events
@@ -259,6 +266,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=100, help="events per push request (1-100, default 100)")
     parser.add_argument("--concurrency", type=int, default=1, help="push requests in flight (default 1)")
     parser.add_argument("--mode", choices=("push", "pull", "both"), default="both")
+    parser.add_argument("--kind", choices=tuple(KINDS), default="unsubscribe", help="what the events are")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up on a pull run after this many s")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     return parser.parse_args(argv)
@@ -270,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("--batch must be 1 to 100 (the relay contract's limit)", file=sys.stderr)
         return 2
     pin_self()
-    events = make_events(args.events)
+    events = make_events(args.events, args.kind)
     figures = []
     for mode in ("push", "pull") if args.mode == "both" else (args.mode,):
         with tempfile.TemporaryDirectory(prefix=f"inbox-bench-{mode}-") as tmp:
@@ -281,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 figure = run_pull(workdir, events, args.timeout)
         figures.append(figure)
         print(
-            f"{figure['mode']}: {figure['events_per_s']:.0f} events/s "
+            f"{figure['mode']} {args.kind}: {figure['events_per_s']:.0f} events/s "
             f"({figure['events']} events in {figure['seconds']:.2f} s, batch {figure['batch']}, "
             f"concurrency {figure['concurrency']})"
         )

@@ -1,34 +1,40 @@
 """The exactly-once inbox: relayed events are processed once each, whatever the gateway retries.
 
-For each event, in ONE store transaction: insert the inbox row (idempotent on the event id),
-run the handlers registered for it (their store effects use the same transaction), and record
-the passive reply. So:
+A relayed batch (one push request, or one pull lease: up to 100 events) is processed in ONE
+store transaction, committed durably once. For each event, in order: insert the inbox row
+(idempotent on the event id), run the handlers registered for it inside a savepoint (their
+store effects use the same transaction), and record the passive reply. So:
 
-* a crash before the commit leaves nothing behind; the event is not acknowledged, the gateway
-  delivers it again and it is processed then;
+* a crash before the commit leaves nothing of the batch behind; nothing is acknowledged, the
+  gateway delivers the events again and they are processed then;
 * a crash after the commit but before the acknowledgement reaches the gateway makes the next
-  delivery a duplicate: the handlers do not run again and the stored reply is returned.
+  delivery a duplicate: the handlers do not run again and the stored reply is returned. An
+  event twice in one batch is a duplicate the second time too.
 
 Handlers must keep to store work on the transaction they are given (it holds the store's write
-lock while they run) and should be quick. A handler that raises anything but a StoreError is a
-bug, not a transient failure: the event is recorded as processed with the error, acknowledged
-and logged, so one poison event cannot block the relay forever. A StoreError propagates (the
-relay answers 503 and the gateway retries later).
+lock while they run) and should be quick. A handler that raises anything but StoreUnavailable is
+a bug, not a transient failure (that includes a conflict such as UserAlreadyBound, or a call
+on the Store instead of the given tx): its savepoint rolls back that event's effects only, the
+event is recorded as processed with the error, acknowledged and logged, and the rest of the
+batch commits, so one poison event cannot block the relay forever. StoreUnavailable (locked,
+full or failing database) rolls the whole batch back and propagates: the relay answers 503 and
+the gateway retries later. Metrics and log lines are written per event after the commit, so
+one ``event processed`` line means one committed run of the handlers.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from common.logs import short_id
 from contract import Envelope, Reply, Result
-from sidecar.errors import NestedTransaction, StoreError
+from sidecar.errors import StoreUnavailable
 from sidecar.metrics import SidecarMetrics
-from sidecar.store import Repositories, Store
+from sidecar.store import InboxCompletion, Repositories, Store, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +83,23 @@ class Event:
 
 
 Handler = Callable[[Event, Repositories], Awaitable[Reply | None]]
+Outcome = Literal["accepted", "duplicate", "failed"]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of one event of a batch, reported once the batch has committed."""
+
+    event: Event
+    status: Outcome
+    reply: Reply | None
+    error: str | None = None
+
+    def result(self) -> Result:
+        """The gateway's acknowledgement: a failed handler is still an accepted event."""
+        if self.status == "duplicate":
+            return Result(id=self.event.id, status="duplicate", reply=self.reply)
+        return Result(id=self.event.id, status="accepted", reply=self.reply)
 
 
 @dataclass(frozen=True)
@@ -131,59 +154,88 @@ class Dispatcher:
         return [route.handler for route in self._routes if route.matches(event)]
 
     async def process(self, store: Store, envelope: Envelope) -> Result:
-        """Process one event exactly once; returns the acknowledgement for the gateway."""
-        event = Event(envelope, self._clock())
+        """Process one event exactly once: a batch of one."""
+        return (await self.process_batch(store, [envelope]))[0]
+
+    async def process_batch(self, store: Store, envelopes: Sequence[Envelope]) -> list[Result]:
+        """Process a relayed batch exactly once, in one durable commit; results in event order.
+
+        Raises StoreUnavailable with nothing committed when the store fails (answer 503).
+        """
+        if not envelopes:
+            return []
+        now = self._clock()
+        events = [Event(envelope, now) for envelope in envelopes]
+        async with store.transaction() as tx:
+            outcomes = await self._process(tx, events, now)
+        for outcome in outcomes:  # only now is it true: committed
+            self._report(outcome)
+        return [outcome.result() for outcome in outcomes]
+
+    async def _process(self, tx: Transaction, events: list[Event], now: float) -> list[_Outcome]:
+        """Claim the new ids in one statement, run their handlers, record them in one more."""
+        new = await tx.inbox.add_many([event.envelope for event in events], received_at=now)
+        seen = {event.id for event in events if event.id not in new}
+        stored = await tx.inbox.get_many(seen) if seen else {}
+        first: dict[str, _Outcome] = {}  # the run of each id new in this batch
+        outcomes: list[_Outcome] = []
+        for event in events:
+            if event.id in first:  # twice in this batch: the second is a duplicate of the first
+                outcomes.append(_Outcome(event, "duplicate", first[event.id].reply))
+            elif event.id not in new:
+                record = stored.get(event.id)
+                outcomes.append(_Outcome(event, "duplicate", record.reply if record else None))
+            else:
+                first[event.id] = await self._run(tx, event)
+                outcomes.append(first[event.id])
+        done = [InboxCompletion(o.event.id, now, o.reply, o.error) for o in first.values()]
+        await tx.inbox.complete_many(done)
+        return outcomes
+
+    async def _run(self, tx: Transaction, event: Event) -> _Outcome:
+        """Run the handlers; a bug (anything but StoreUnavailable) fails only this event."""
         try:
-            async with store.transaction() as tx:
-                if not await tx.inbox.add(envelope, received_at=event.now):
-                    return await self._duplicate(tx, event)
-                reply = await self._handle(event, tx)
-                await tx.inbox.complete(event.id, reply=reply, processed_at=event.now)
-        except NestedTransaction as exc:  # a handler used the Store, not its tx: a bug, not an outage
-            return await self._record_failure(store, event, exc)
-        except StoreError:
+            reply = await self._handle(event, tx)
+        except StoreUnavailable:
             raise
         except Exception as exc:
-            return await self._record_failure(store, event, exc)
-        self._count(event, "accepted")
-        log.info(
-            "event processed",
-            extra={
-                "event_id": event.id,
-                "account": event.account,
-                "type": event.msg_type,
-                "event": event.event,
-                "user": short_id(event.from_user),
-                "reply": reply is not None,
-            },
-        )
-        return Result(id=event.id, status="accepted", reply=reply)
+            return _Outcome(event, "failed", None, f"{type(exc).__name__}: {exc}"[:500])
+        return _Outcome(event, "accepted", reply)
 
-    async def _handle(self, event: Event, tx: Repositories) -> Reply | None:
+    async def _handle(self, event: Event, tx: Transaction) -> Reply | None:
         if self._known_accounts is not None and event.account not in self._known_accounts:
             raise LookupError(f"account {event.account!r} is not configured in this sidecar")
+        handlers = self.handlers_for(event)
+        if not handlers:
+            return None  # nothing can change, so no savepoint to pay for
         reply: Reply | None = None
-        for handler in self.handlers_for(event):
-            answer = await handler(event, tx)
-            if reply is None:
-                reply = answer
+        async with tx.savepoint() as handling:  # a raise undoes this event's effects only
+            for handler in handlers:
+                answer = await handler(event, handling)
+                if reply is None:
+                    reply = answer
         return reply
 
-    async def _duplicate(self, tx: Repositories, event: Event) -> Result:
-        stored = await tx.inbox.get(event.id)
-        self._count(event, "duplicate")
-        return Result(id=event.id, status="duplicate", reply=stored.reply if stored else None)
-
-    async def _record_failure(self, store: Store, event: Event, exc: Exception) -> Result:
-        """The handlers failed (a bug): keep the event, marked with its error, and acknowledge it."""
-        reason = f"{type(exc).__name__}: {exc}"[:500]
-        log.error("event handler failed", extra={"event_id": event.id, "account": event.account, "error": reason})
-        async with store.transaction() as tx:
-            if not await tx.inbox.add(event.envelope, received_at=event.now):
-                return await self._duplicate(tx, event)
-            await tx.inbox.complete(event.id, reply=None, processed_at=event.now, error=reason)
-        self._count(event, "failed")
-        return Result(id=event.id, status="accepted", reply=None)
+    def _report(self, outcome: _Outcome) -> None:
+        """Metrics and the log line of one committed event."""
+        event = outcome.event
+        self._count(event, outcome.status)
+        if outcome.status == "failed":
+            log.error(
+                "event handler failed", extra={"event_id": event.id, "account": event.account, "error": outcome.error}
+            )
+        elif outcome.status == "accepted":
+            log.info(
+                "event processed",
+                extra={
+                    "event_id": event.id,
+                    "account": event.account,
+                    "type": event.msg_type,
+                    "event": event.event,
+                    "user": short_id(event.from_user),
+                    "reply": outcome.reply is not None,
+                },
+            )
 
     def _count(self, event: Event, status: str) -> None:
         if self._metrics is not None:

@@ -3,9 +3,11 @@
 Both feed the same exactly-once inbox (``sidecar.inbox.Dispatcher``):
 
 * push — ``POST /relay/v1/events`` from the gateway: signature verified (401 + JSON reason,
-  logged), body validated (400), up to 100 events processed in order, results answered 200;
+  logged), body validated (400), up to 100 events processed in order in one inbox commit,
+  results answered 200 (503 and nothing committed when the store fails);
 * pull — when ``[relay] mode = "pull"``: a background task long-polls the gateway's
-  ``/relay/v1/lease`` and acknowledges to ``/relay/v1/ack``, both requests signed; while the
+  ``/relay/v1/lease``, processes each lease in one inbox commit and acknowledges it to
+  ``/relay/v1/ack``, both requests signed; while the
   gateway is unreachable it backs off exponentially with jitter. Its HTTP session ignores
   proxy environment variables: the gateway is reached directly, not through the egress proxy.
 """
@@ -79,8 +81,8 @@ async def receive_events(request: web.Request) -> web.Response:
 
 
 async def process_all(dispatcher: Dispatcher, store: Store, events: list[Envelope]) -> list[Result]:
-    """Process in order; a StoreError stops the batch (unacknowledged events come again)."""
-    return [await dispatcher.process(store, event) for event in events]
+    """The whole request in one inbox commit; a StoreError commits none of it (503, sent again)."""
+    return await dispatcher.process_batch(store, events)
 
 
 class PullClient:
@@ -129,13 +131,9 @@ class PullClient:
         events = await self._lease()
         if not events:
             return 0
-        results: list[Result] = []
-        try:
-            for event in events:
-                results.append(await self._dispatcher.process(self._store, event))
-        finally:
-            if results:
-                await self._ack(results)
+        # One inbox commit for the lease; on a StoreError nothing is acked and the lease expires.
+        results = await self._dispatcher.process_batch(self._store, events)
+        await self._ack(results)
         return len(results)
 
     async def _lease(self) -> list[Envelope]:

@@ -18,6 +18,7 @@ from sidecar.store.base import (
     BindingSessionStore,
     BindingStore,
     ImportResult,
+    InboxCompletion,
     InboxRecord,
     InboxStore,
     Repositories,
@@ -25,6 +26,7 @@ from sidecar.store.base import (
     Store,
     TokenRecord,
     TokenStore,
+    Transaction,
 )
 from sidecar.store.sqlite import SqliteStore, open_sqlite_store
 
@@ -45,6 +47,7 @@ __all__ = [
     "BindingSessionStore",
     "BindingStore",
     "ImportResult",
+    "InboxCompletion",
     "InboxRecord",
     "InboxStore",
     "Repositories",
@@ -53,6 +56,7 @@ __all__ = [
     "Store",
     "TokenRecord",
     "TokenStore",
+    "Transaction",
     "open_sqlite_store",
     "open_store",
 ]

@@ -135,16 +135,44 @@ class TokenStore(Protocol):
     async def release_refresh(self, key: str, owner: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class InboxCompletion:
+    """How one inbox event ended: its passive reply, or the error its handlers raised."""
+
+    event_id: str
+    processed_at: float
+    reply: Reply | None = None
+    error: str | None = None
+
+
 class InboxStore(Protocol):
     async def add(self, envelope: Envelope, *, received_at: float) -> bool:
         """Insert the event; False when its id is already there (a duplicate delivery)."""
         ...
 
+    async def add_many(self, envelopes: Sequence[Envelope], *, received_at: float) -> set[str]:
+        """Insert the events whose ids are not there yet; returns the ids inserted.
+
+        An id not returned is a duplicate: already in the inbox, or earlier in ``envelopes``.
+        Settled by the unique event id (``INSERT … ON CONFLICT DO NOTHING RETURNING``, the same
+        on PostgreSQL), so two replicas never both insert one: the second waits for the first's
+        commit and then skips the row.
+        """
+        ...
+
     async def get(self, event_id: str) -> InboxRecord | None: ...
+
+    async def get_many(self, event_ids: Iterable[str]) -> dict[str, InboxRecord]:
+        """The records of those ids that are in the inbox, by id."""
+        ...
 
     async def complete(
         self, event_id: str, *, reply: Reply | None, processed_at: float, error: str | None = None
     ) -> None: ...
+
+    async def complete_many(self, completions: Sequence[InboxCompletion]) -> None:
+        """Record several events as processed at once (``complete`` for each)."""
+        ...
 
     async def purge(self, before: float) -> int:
         """Drop processed events received before ``before``; returns how many."""
@@ -234,15 +262,34 @@ class Repositories(Protocol):
     def audit(self) -> AuditStore: ...
 
 
+class Transaction(Repositories, Protocol):
+    """The repositories bound to one open transaction, which can nest savepoints.
+
+    ``savepoint()`` marks a point inside the transaction (SQL ``SAVEPOINT``, which SQLite and
+    PostgreSQL both have): leaving its block normally keeps what was done inside (``RELEASE``,
+    still uncommitted, part of the enclosing transaction); leaving it with an exception undoes
+    only that (``ROLLBACK TO`` + ``RELEASE``) and re-raises, and the transaction goes on. That is
+    how the inbox commits a batch of events once while a failing handler loses only its own
+    event's effects. After a failed statement PostgreSQL refuses every further statement until
+    ``ROLLBACK TO``, so an implementation there must roll back on the way out, as this contract
+    says. If the database has ended the whole transaction (SQLite rolls back by itself on a full
+    disk or an I/O error), leaving the savepoint raises StoreUnavailable: the caller must not
+    go on as if the work before it were still pending.
+    """
+
+    def savepoint(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+
 class Store(Repositories, Protocol):
     """The whole store. Each repository call on it is its own transaction.
 
-    ``transaction()`` groups calls atomically (the inbox commits an event together with its
-    handler's effects). Inside it use only the yielded repositories: a call on the Store itself
-    from the task holding the transaction raises NestedTransaction instead of deadlocking.
+    ``transaction()`` groups calls atomically and commits them once, durably (the inbox commits
+    a whole relayed batch, each event with its handlers' effects). Inside it use only the
+    yielded repositories: a call on the Store itself from the task holding the transaction
+    raises NestedTransaction instead of deadlocking.
     """
 
-    def transaction(self) -> AbstractAsyncContextManager[Repositories]: ...
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers (``/readyz``)."""

@@ -6,6 +6,8 @@ keeps this process's coroutines from interleaving statements on the shared conne
 between processes (a CLI next to the server) comes from ``BEGIN IMMEDIATE`` plus the busy
 timeout, and correctness never depends on the lock: the repositories use unique constraints and
 conditional UPDATEs, exactly what a PostgreSQL implementation for several replicas would use.
+Inside ``transaction()``, ``savepoint()`` nests SQL savepoints (named ``sp1``, ``sp2``… per
+transaction), the same statements PostgreSQL takes.
 """
 
 from __future__ import annotations
@@ -50,14 +52,55 @@ class _Repos:
 
 
 class _TxScope:
-    """Statements inside an open transaction: no BEGIN/COMMIT of their own."""
+    """Statements inside an open transaction: no BEGIN/COMMIT of their own.
+
+    A statement never runs once SQLite has ended the transaction by itself (it does on a full
+    disk or an I/O error): it would auto-commit on its own, outside the unit of work. And sqlite
+    errors become StoreUnavailable here, where they happen, so code between the statement and
+    the transaction's edge (handlers, savepoints) sees a StoreError, not a driver exception.
+    """
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
     @asynccontextmanager
     async def unit(self, write: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        yield self._conn
+        _still_open(self._conn)
+        try:
+            yield self._conn
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"store: {exc}") from None
+
+
+class _Transaction(_Repos):
+    """The repositories of one open transaction, plus nested savepoints (``Transaction``)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        super().__init__(_TxScope(conn))
+        self._conn = conn
+        self._savepoints = 0
+
+    def __repr__(self) -> str:
+        return f"_Transaction(savepoints={self._savepoints})"
+
+    def savepoint(self) -> AbstractAsyncContextManager[_Transaction]:
+        return self._savepoint()
+
+    @asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[_Transaction]:
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"  # unique in the transaction, so savepoints may nest
+        _still_open(self._conn)
+        await _run(self._conn.execute(f"SAVEPOINT {name}"))
+        try:
+            yield self
+        except BaseException:
+            _still_open(self._conn)
+            await _run(self._conn.execute(f"ROLLBACK TO SAVEPOINT {name}"))
+            await _run(self._conn.execute(f"RELEASE SAVEPOINT {name}"))
+            raise
+        _still_open(self._conn)
+        await _run(self._conn.execute(f"RELEASE SAVEPOINT {name}"))
 
 
 class SqliteStore(_Repos):
@@ -89,17 +132,18 @@ class SqliteStore(_Repos):
                 except BaseException:
                     await _run(self._conn.rollback())
                     raise
+                _still_open(self._conn)  # else COMMIT would be a no-op reported as success
                 await _run(self._conn.commit())
             finally:
                 _holding.reset(held)
 
-    def transaction(self) -> AbstractAsyncContextManager[_Repos]:
+    def transaction(self) -> AbstractAsyncContextManager[_Transaction]:
         return self._transaction()
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_Repos]:
+    async def _transaction(self) -> AsyncIterator[_Transaction]:
         async with self.unit(write=True) as conn:
-            yield _Repos(_TxScope(conn))
+            yield _Transaction(conn)
 
     async def ping(self) -> None:
         async with self.unit() as conn:
@@ -170,6 +214,12 @@ async def _current_version(conn: aiosqlite.Connection) -> int:
     async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cursor:
         row = await cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+def _still_open(conn: aiosqlite.Connection) -> None:
+    """Raise StoreUnavailable if SQLite has rolled the open transaction back by itself."""
+    if not conn.in_transaction:
+        raise StoreUnavailable("store: the database ended the transaction (rolled back)")
 
 
 async def _run(awaitable: Awaitable[T]) -> T:

@@ -7,6 +7,7 @@ the caller's transaction inside ``store.transaction()``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -14,7 +15,7 @@ import aiosqlite
 
 from common.config import Secret
 from contract import Envelope, Reply, parse_reply
-from sidecar.store.base import AuditRecord, InboxRecord, TokenRecord
+from sidecar.store.base import AuditRecord, InboxCompletion, InboxRecord, TokenRecord
 
 
 class Scope(Protocol):
@@ -118,34 +119,55 @@ class SqliteInboxStore:
                 )
             )
 
+    async def add_many(self, envelopes: Sequence[Envelope], *, received_at: float) -> set[str]:
+        """One multi-row INSERT per ``_ROWS_PER_STATEMENT`` events: one round trip, not one each."""
+        inserted: set[str] = set()
+        async with self._scope.unit(write=True) as conn:
+            for start in range(0, len(envelopes), _ROWS_PER_STATEMENT):
+                chunk = envelopes[start : start + _ROWS_PER_STATEMENT]
+                values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                params = [p for e in chunk for p in (e["id"], e["account"], _dumps(e), received_at)]
+                rows = await conn.execute_fetchall(
+                    f"INSERT INTO inbox (event_id, account, envelope, received_at) VALUES {values}"  # noqa: S608
+                    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                    params,
+                )
+                inserted.update(row[0] for row in rows)
+        return inserted
+
     async def get(self, event_id: str) -> InboxRecord | None:
         async with self._scope.unit() as conn:
-            row = await fetch_one(
-                conn,
-                "SELECT event_id, account, envelope, received_at, processed_at, reply, error"
-                " FROM inbox WHERE event_id = ?",
-                (event_id,),
-            )
-        if row is None:
-            return None
-        reply = parse_reply(json.loads(row[5])) if row[5] else None
-        return InboxRecord(row[0], row[1], json.loads(row[2]), float(row[3]), row[4], reply, row[6])
+            row = await fetch_one(conn, f"{_INBOX_SELECT} WHERE event_id = ?", (event_id,))
+        return _inbox_record(row) if row else None
+
+    async def get_many(self, event_ids: Iterable[str]) -> dict[str, InboxRecord]:
+        wanted = list(dict.fromkeys(event_ids))
+        found: dict[str, InboxRecord] = {}
+        async with self._scope.unit() as conn:
+            for start in range(0, len(wanted), _ROWS_PER_STATEMENT):
+                chunk = wanted[start : start + _ROWS_PER_STATEMENT]
+                marks = ", ".join("?" * len(chunk))
+                rows = await conn.execute_fetchall(f"{_INBOX_SELECT} WHERE event_id IN ({marks})", chunk)
+                found.update((row[0], _inbox_record(row)) for row in rows)
+        return found
 
     async def complete(
         self, event_id: str, *, reply: Reply | None, processed_at: float, error: str | None = None
     ) -> None:
+        await self.complete_many([InboxCompletion(event_id, processed_at, reply, error)])
+
+    async def complete_many(self, completions: Sequence[InboxCompletion]) -> None:
+        if not completions:
+            return
+        rows = [(c.processed_at, _dumps(c.reply) if c.reply else None, c.error, c.event_id) for c in completions]
         async with self._scope.unit(write=True) as conn:
-            await change(
-                conn,
-                "UPDATE inbox SET processed_at = ?, reply = ?, error = ? WHERE event_id = ?",
-                (processed_at, _dumps(reply) if reply else None, error, event_id),
-            )
+            sql = "UPDATE inbox SET processed_at = ?, reply = ?, error = ? WHERE event_id = ?"
+            async with conn.executemany(sql, rows):
+                pass
 
     async def purge(self, before: float) -> int:
         async with self._scope.unit(write=True) as conn:
-            return await change(
-                conn, "DELETE FROM inbox WHERE received_at < ? AND processed_at IS NOT NULL", (before,)
-            )
+            return await change(conn, "DELETE FROM inbox WHERE received_at < ? AND processed_at IS NOT NULL", (before,))
 
 
 class SqliteAuditStore:
@@ -195,6 +217,16 @@ class SqliteAuditStore:
     async def purge(self, before: float) -> int:
         async with self._scope.unit(write=True) as conn:
             return await change(conn, "DELETE FROM audit WHERE at < ?", (before,))
+
+
+_INBOX_SELECT = "SELECT event_id, account, envelope, received_at, processed_at, reply, error FROM inbox"
+# Rows per multi-row statement: 100 events (a relayed batch) use 400 of SQLite's 32766 variables.
+_ROWS_PER_STATEMENT = 100
+
+
+def _inbox_record(row: aiosqlite.Row) -> InboxRecord:
+    reply = parse_reply(json.loads(row[5])) if row[5] else None
+    return InboxRecord(row[0], row[1], json.loads(row[2]), float(row[3]), row[4], reply, row[6])
 
 
 def _dumps(obj: Any) -> str:
