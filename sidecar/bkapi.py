@@ -64,9 +64,13 @@ def parse_body(body: bytes) -> dict[str, Any]:
 
 
 def bk_response(*, result: bool, code: int, message: str, data: Any = None) -> web.Response:
-    """The envelope, always HTTP 200; ``request_id`` is the one the middleware assigned."""
+    """The envelope, always HTTP 200; ``request_id`` is the one the middleware assigned.
+
+    The message is one line: form errors quote the caller's value, which may hold line breaks.
+    """
+    one_line = " ".join(message.split())
     return web.json_response(
-        {"result": result, "code": code, "message": message, "data": data, "request_id": logs.request_id.get()},
+        {"result": result, "code": code, "message": one_line, "data": data, "request_id": logs.request_id.get()},
         dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
     )
 
