@@ -13,7 +13,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from hypothesis import assume, event, given
+from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 
 from tests.fuzz.bk import AUTH, COMPONENTS, FAILED, OK, BlueKing, assert_envelope
@@ -46,6 +46,7 @@ async def test_bk_any_json_parameters_answer_the_envelope(
 @given(component=components, query=st.dictionaries(st.sampled_from(PARAMS) | st.text(max_size=10),
                                                    st.text(st.characters(blacklist_categories=["Cs"]), max_size=80)),
        method=st.sampled_from(("GET", "POST")))
+@example(component="send_qy_weixin", query={"receiver": "0", "content": "0", "wx_msg_type": "0\n0"}, method="GET")
 async def test_bk_any_query_string_answers_the_envelope(
     bk: BlueKing, component: str, query: dict[str, str], method: str
 ) -> None:
