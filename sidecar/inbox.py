@@ -83,7 +83,7 @@ class Event:
 
 
 Handler = Callable[[Event, Repositories], Awaitable[Reply | None]]
-Outcome = Literal["accepted", "duplicate", "failed"]
+_Status = Literal["accepted", "duplicate", "failed"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class _Outcome:
     """What became of one event of a batch, reported once the batch has committed."""
 
     event: Event
-    status: Outcome
+    status: _Status
     reply: Reply | None
     error: str | None = None
 
@@ -134,7 +134,7 @@ class Dispatcher:
     ) -> None:
         """Call ``handler`` for matching events; None matches anything. Case-insensitive.
 
-        Every matching handler runs, in registration order, in the same transaction; the
+        Every matching handler runs, in registration order, in the event's savepoint; the
         first non-None reply is the passive reply. Register during app setup, before start.
         """
         self._routes.append(
