@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from xml.sax.saxutils import escape
 
 import pytest
 import xmltodict
@@ -165,6 +166,40 @@ def test_parse_fields_deep_nesting_raises_malformed() -> None:
         parse("<xml>" + "<a>" * 50 + "x" + "</a>" * 50 + "</xml>")
 
 
+def test_parse_fields_eight_levels_pass_and_nine_are_refused() -> None:
+    expected: object = "x"
+    for _ in range(8):
+        expected = {"a": expected}
+    assert parse("<xml>" + "<a>" * 8 + "x" + "</a>" * 8 + "</xml>") == expected
+    with pytest.raises(MalformedRequest, match="nested deeper than 8"):
+        parse("<xml>" + "<a>" * 9 + "x" + "</a>" * 9 + "</xml>")
+
+
+def test_parse_fields_deep_nesting_is_refused_before_the_rest_is_read() -> None:
+    # Never closed: refused for its depth at the ninth level, not parsed to the end first.
+    with pytest.raises(MalformedRequest, match="nested"):
+        parse("<xml>" + "<a>" * 5000)
+
+
+def test_parse_fields_repeated_elements_become_a_list_in_order() -> None:
+    fields = parse("<xml><PicList><item><M>a</M></item><item><M>b</M></item><item/></PicList><N>1</N></xml>")
+    assert fields == {"PicList": {"item": [{"M": "a"}, {"M": "b"}, ""]}, "N": "1"}
+
+
+def test_parse_fields_text_beside_nested_elements_raises_malformed() -> None:
+    with pytest.raises(MalformedRequest, match="mixed"):
+        parse("<xml><B><C>1</C>stray</B></xml>")
+
+
+def test_parse_fields_whitespace_only_root_is_empty() -> None:
+    assert parse("<xml>\n  </xml>") == {}
+
+
+def test_parse_fields_wrong_root_raises_malformed_even_when_empty() -> None:
+    with pytest.raises(MalformedRequest, match="root element must be <xml>"):
+        parse("<message/>")
+
+
 # --- building ------------------------------------------------------------------------------
 
 
@@ -221,6 +256,58 @@ XML_TEXT = st.text(
 @given(content=XML_TEXT)
 def test_build_xml_any_text_round_trips_through_parse_fields(content: str) -> None:
     assert parse(build_xml({"Content": content}))["Content"] == content
+
+
+NAMES = st.sampled_from(["A", "B", "item", "Content"])
+LEAF = XML_TEXT.map(lambda text: ("leaf", text))
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> str:
+    """Documents of WeChat's shape and then some: repeats, empties, attributes, CDATA, indentation."""
+    tree = draw(st.recursive(LEAF, lambda kids: st.lists(st.tuples(NAMES, kids), max_size=4), max_leaves=12))
+    return "<xml>" + _render(draw, tree, 1) + "</xml>" if isinstance(tree, list) else "<xml></xml>"
+
+
+def _render(draw: st.DrawFn, children: list[tuple[str, object]], depth: int) -> str:
+    parts = []
+    for name, node in children:
+        indent = draw(st.sampled_from(["", "\n", "\n  ", " \t"]))
+        attributes = draw(st.sampled_from(["", ' kind="x"']))
+        if isinstance(node, tuple):
+            text = node[1]
+            if not text:
+                body = draw(st.sampled_from([f"<{name}{attributes}/>", f"<{name}{attributes}></{name}>"]))
+            elif draw(st.booleans()) and "]]>" not in text:
+                body = f"<{name}{attributes}><![CDATA[{text}]]></{name}>"
+            else:
+                body = f"<{name}{attributes}>{escape(text)}</{name}>"
+        else:
+            body = f"<{name}{attributes}>{_render(draw, node, depth + 1)}</{name}>"  # type: ignore[arg-type]
+        parts.append(indent + body)
+    return "".join(parts) + draw(st.sampled_from(["", "\n"]))
+
+
+def xmltodict_fields(text: str) -> object:
+    """What parse_fields returned when it was xmltodict plus a normalising walk (the oracle)."""
+    root = xmltodict.parse(text, xml_attribs=False, strip_whitespace=False)["xml"]
+
+    def value(v: object) -> object:
+        if v is None:
+            return ""
+        if isinstance(v, dict):
+            assert not str(v.get("#text", "")).strip()
+            return {k: value(c) for k, c in v.items() if k != "#text"}
+        if isinstance(v, list):
+            return [value(c) for c in v]
+        return v
+
+    return {} if root is None or isinstance(root, str) else value(root)
+
+
+@given(document=documents())
+def test_parse_fields_gives_what_xmltodict_gave(document: str) -> None:
+    assert parse(document) == xmltodict_fields(document)
 
 
 @given(body=st.binary(max_size=300) | st.text(alphabet="<>![]-?&;xmlDOCTYPEA/ \"'=", max_size=120).map(str.encode))
