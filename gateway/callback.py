@@ -199,16 +199,21 @@ async def _deliver(
     reply = await spool.wait_reply(event_id, max(0.0, budget))
     outcome = "replied" if reply is not None else "accepted" if new else "duplicate"
     tally.done(outcome)
-    log.info(
-        "callback answered",
-        extra={
-            "account": account.name,
-            "mode": callback.mode,
-            "event_id": event_id,
-            "user": short_id(_text(callback.message.get("FromUserName"))),
-            "outcome": outcome,
-        },
-    )
+    # An accepted callback is the common case and is counted in wxgw_callbacks_total; a line for
+    # each would be a sizeable share of the CPU a callback costs, so it is logged at debug only.
+    level = logging.DEBUG if outcome == "accepted" else logging.INFO
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            "callback answered",
+            extra={
+                "account": account.name,
+                "mode": callback.mode,
+                "event_id": event_id,
+                "user": short_id(_text(callback.message.get("FromUserName"))),
+                "outcome": outcome,
+            },
+        )
     if reply is None:
         return web.Response(text=SUCCESS, content_type="text/plain")
     request.app[METRICS].replies.labels(account.name, "sent").inc()

@@ -5,8 +5,10 @@ Each test starts from one valid request built by CallbackBuilder and breaks one 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from contract import event_id
@@ -380,3 +382,24 @@ async def test_post_every_answer_carries_a_request_id(client: TestClient, mp: Ca
     refused = await client.post("/wechat/ghost/callback", params=query, data=body)
     assert len(ok.headers["X-Request-Id"]) == 32
     assert len(refused.headers["X-Request-Id"]) == 32
+
+
+async def test_post_accepted_is_logged_at_debug_and_a_repeat_at_info(
+    client: TestClient, mp: CallbackBuilder, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = mp.mp_safe(text_message())
+    with caplog.at_level(logging.DEBUG, logger="gateway.callback"):
+        for _ in range(2):
+            assert (await post(client, MP_URL, request))[0] == 200
+    answered = [(r.levelno, r.__dict__["outcome"]) for r in caplog.records if r.getMessage() == "callback answered"]
+    assert answered == [(logging.DEBUG, "accepted"), (logging.INFO, "duplicate")]
+
+
+async def test_post_accepted_at_info_level_writes_no_line_but_is_counted(
+    client: TestClient, mp: CallbackBuilder, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="gateway.callback"):
+        assert (await post(client, MP_URL, mp.mp_safe(text_message())))[0] == 200
+    assert not [r for r in caplog.records if r.name == "gateway.callback"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'wxgw_callbacks_total{account="main",mode="safe",outcome="accepted"} 1.0' in metrics

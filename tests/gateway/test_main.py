@@ -122,7 +122,7 @@ class Gateway:
 async def running(tmp_path: Path) -> AsyncIterator[Gateway]:
     # main gets a 1 s reply budget and the sidecar is down, so a callback stays in flight 1 s.
     accounts = ACCOUNTS.replace("reply_budget = 0.3\nlegacy_path = true", "reply_budget = 1.0\nlegacy_path = true")
-    path = write_config(tmp_path, accounts, extra='log_level = "info"\n')
+    path = write_config(tmp_path, accounts, extra='log_level = "debug"\n')  # accepted callbacks log at debug
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "--config", str(path),
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
@@ -171,6 +171,7 @@ async def test_main_sigterm_finishes_the_request_in_flight_and_exits_0(running: 
     [answered] = [e for e in running.logs if e["msg"] == "callback answered"]
     assert len(answered["request_id"]) == 32
     assert (answered["user"], answered["outcome"], answered["mode"]) == ("oyOR…f0rs", "accepted", "safe")
+    assert answered["level"] == "debug"
     spool = await Spool.open(load_config(tmp_path / "gateway.toml").spool, GatewayMetrics())
     try:
         assert spool.stats().depth == 1
