@@ -189,14 +189,14 @@ async def _deliver(
         account.name, account.kind, callback.mode, callback.message, datetime.fromtimestamp(now, UTC)
     )
     event_id = envelope["id"]
+    deadline = started + account.reply_budget_s
     if is_fresh(callback.timestamp, now, account.max_clock_skew_s):
-        new = await spool.commit(envelope)
+        new, reply = await spool.commit_and_wait_reply(envelope, deadline)
     elif await spool.contains(event_id):
         new = False  # a late retry of an event we hold: answer it like any repeat
+        reply = await spool.wait_reply(event_id, max(0.0, deadline - asyncio.get_running_loop().time()))
     else:
         raise StaleRequest(f"timestamp {callback.timestamp} is outside the {account.max_clock_skew_s} s window")
-    budget = account.reply_budget_s - (asyncio.get_running_loop().time() - started)
-    reply = await spool.wait_reply(event_id, max(0.0, budget))
     outcome = "replied" if reply is not None else "accepted" if new else "duplicate"
     tally.done(outcome)
     # An accepted callback is the common case and is counted in wxgw_callbacks_total; a line for

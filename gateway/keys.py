@@ -28,9 +28,9 @@ class SpoolStatsView(Protocol):
 
 
 class EventSpool(Protocol):
-    """What the callback path needs of the spool: durable commit, lookup, the reply wait."""
+    """What the callback path needs of the spool: durable commit with the reply wait, lookup."""
 
-    async def commit(self, envelope: Envelope) -> bool: ...
+    async def commit_and_wait_reply(self, envelope: Envelope, deadline: float) -> tuple[bool, Reply | None]: ...
 
     async def contains(self, event_id: str) -> bool: ...
 

@@ -230,34 +230,72 @@ class Spool:
 
     # -- replies --------------------------------------------------------------------------------
 
+    async def commit_and_wait_reply(
+        self, envelope: contract.Envelope, deadline: float
+    ) -> tuple[bool, contract.Reply | None]:
+        """``commit()``, then wait for the event's reply until ``deadline`` (event-loop time).
+
+        Returns (new, reply). The callback path, in one call so the reply waiter can be
+        registered *before* the event is queued: every acknowledgement processed after the event
+        exists then reaches the waiter, and a new event (which nothing can have acknowledged
+        before this commit) needs no read of its stored state. Only a repeat reads it, since it
+        may have been acknowledged with a reply long ago. That saves a spool-thread round trip
+        per new callback.
+        """
+        event_id = envelope["id"]
+        future = self._add_waiter(event_id)
+        try:
+            new = await self.commit(envelope)
+            return new, await self._reply(event_id, future, deadline, read_stored=not new)
+        finally:
+            self._drop_waiter(event_id, future)
+
     async def wait_reply(self, event_id: str, timeout_s: float) -> contract.Reply | None:
-        """The event's reply once acknowledged with one; None on timeout or an ack without reply.
+        """The reply of an event that may already be acknowledged (a late retry), or one that
+        arrives within ``timeout_s``; None on timeout or an acknowledgement without reply.
 
         The waiter is registered before the stored state is read, so an ack landing in between
         still wakes it. A reply that arrives after the waiter gave up is counted as late.
         """
-        if self._closing:
-            return None  # shutting down: the relay is gone, no reply can arrive
-        future: asyncio.Future[contract.Reply | None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(event_id, set()).add(future)
+        deadline = asyncio.get_running_loop().time() + max(timeout_s, 0.0)
+        future = self._add_waiter(event_id)
         try:
-            async with asyncio.timeout(max(timeout_s, 0.0)):
-                try:
-                    stored = await self._run(partial(self._db.lookup, event_id))
-                except SpoolUnavailable as exc:  # the ack can still arrive through memory
-                    log.warning("spool reply lookup failed", extra={"reason": exc.detail})
-                    stored = None
-                if stored is not None and stored.acked:
-                    return _reply_from(stored.reply)
+            return await self._reply(event_id, future, deadline, read_stored=True)
+        finally:
+            self._drop_waiter(event_id, future)
+
+    async def _reply(
+        self, event_id: str, future: asyncio.Future[contract.Reply | None], deadline: float, *, read_stored: bool
+    ) -> contract.Reply | None:
+        if future.done():
+            return future.result()
+        if self._closing or deadline <= asyncio.get_running_loop().time():
+            return None  # no budget left, or shutting down (the relay is gone, no reply can arrive)
+        try:
+            async with asyncio.timeout_at(deadline):
+                if read_stored:
+                    try:
+                        stored = await self._run(partial(self._db.lookup, event_id))
+                    except SpoolUnavailable as exc:  # the ack can still arrive through memory
+                        log.warning("spool reply lookup failed", extra={"reason": exc.detail})
+                        stored = None
+                    if stored is not None and stored.acked:
+                        return _reply_from(stored.reply)
                 return await future
         except TimeoutError:
             return None
-        finally:
-            waiting = self._waiters.get(event_id)
-            if waiting is not None:
-                waiting.discard(future)
-                if not waiting:
-                    del self._waiters[event_id]
+
+    def _add_waiter(self, event_id: str) -> asyncio.Future[contract.Reply | None]:
+        future: asyncio.Future[contract.Reply | None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(event_id, set()).add(future)
+        return future
+
+    def _drop_waiter(self, event_id: str, future: asyncio.Future[contract.Reply | None]) -> None:
+        waiting = self._waiters.get(event_id)
+        if waiting is not None:
+            waiting.discard(future)
+            if not waiting:
+                del self._waiters[event_id]
 
     def _deliver(self, row: AckedRow, reply: contract.Reply | None) -> None:
         waiting = [f for f in self._waiters.pop(row.id, set()) if not f.done()]

@@ -310,6 +310,10 @@ class FakeSpool:
         self._acked[event_id] = reply
         self._done.setdefault(event_id, asyncio.Event()).set()
 
+    async def commit_and_wait_reply(self, envelope: Envelope, deadline: float) -> tuple[bool, Reply | None]:
+        new = await self.commit(envelope)
+        return new, await self.wait_reply(envelope["id"], max(0.0, deadline - asyncio.get_running_loop().time()))
+
     async def contains(self, event_id: str) -> bool:
         return event_id in self.events
 

@@ -1,0 +1,105 @@
+"""The spool as the callback path uses it: commit with the reply wait."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import contract
+from gateway.config import SpoolConfig
+from gateway.metrics import GatewayMetrics
+from gateway.spool import Spool
+from gateway.spool_db import Lookup
+from tests.gateway.test_spool import envelope, sample
+
+
+@pytest.fixture
+def metrics() -> GatewayMetrics:
+    return GatewayMetrics()
+
+
+@pytest.fixture
+async def spool(tmp_path: Path, metrics: GatewayMetrics) -> AsyncIterator[Spool]:
+    opened = await Spool.open(SpoolConfig(path=tmp_path / "spool.sqlite3"), metrics)
+    yield opened
+    await opened.close()
+
+
+def deadline_in(seconds: float) -> float:
+    return asyncio.get_running_loop().time() + seconds
+
+
+def accepted(n: int, reply: contract.Reply | None = None) -> contract.Result:
+    return contract.Result(id=envelope(n)["id"], status="accepted", reply=reply)
+
+
+class CountingLookups:
+    """Wraps the spool's stored-state read to count it (the read costs a spool-thread round trip)."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.calls = 0
+        self._lookup = spool._db.lookup
+        spool._db.lookup = self  # type: ignore[method-assign]
+
+    def __call__(self, event_id: str) -> Lookup | None:
+        self.calls += 1
+        return self._lookup(event_id)
+
+
+# --- commit_and_wait_reply -----------------------------------------------------------------
+
+
+async def test_commit_and_wait_reply_new_event_gets_the_reply_of_its_ack(spool: Spool) -> None:
+    waiting = asyncio.create_task(spool.commit_and_wait_reply(envelope(1), deadline_in(5)))
+    while not await spool.contains(envelope(1)["id"]):
+        await asyncio.sleep(0.005)
+    assert len(await spool.lease(10, 30)) == 1  # as a relay would, before the sidecar's ack
+    await spool.ack([accepted(1, contract.text_reply("bound"))])
+    assert await asyncio.wait_for(waiting, 1) == (True, contract.text_reply("bound"))
+
+
+async def test_commit_and_wait_reply_new_event_reads_no_stored_state(spool: Spool) -> None:
+    lookups = CountingLookups(spool)
+    assert await spool.commit_and_wait_reply(envelope(1), deadline_in(0.02)) == (True, None)
+    assert lookups.calls == 0
+
+
+async def test_commit_and_wait_reply_repeat_answers_with_the_stored_reply(spool: Spool) -> None:
+    await spool.commit(envelope(1))
+    await spool.ack([accepted(1, contract.text_reply("你好"))])
+    lookups = CountingLookups(spool)
+    assert await spool.commit_and_wait_reply(envelope(1), deadline_in(5)) == (False, contract.text_reply("你好"))
+    assert lookups.calls == 1
+
+
+async def test_commit_and_wait_reply_ack_before_any_lease_still_reaches_the_waiter(spool: Spool) -> None:
+    """An ack naming the id as soon as the row exists (no lease: a sidecar that guessed the id)."""
+    waiting = asyncio.create_task(spool.commit_and_wait_reply(envelope(1), deadline_in(5)))
+    while not await spool.contains(envelope(1)["id"]):
+        pass  # no sleep: ack in the very next spool-thread transaction after the insert
+    await spool.ack([accepted(1, contract.text_reply("early"))])
+    assert await asyncio.wait_for(waiting, 1) == (True, contract.text_reply("early"))
+
+
+async def test_commit_and_wait_reply_spent_budget_answers_at_once_after_the_commit(spool: Spool) -> None:
+    assert await spool.commit_and_wait_reply(envelope(1), deadline_in(-1)) == (True, None)
+    assert spool.stats().depth == 1
+
+
+async def test_commit_and_wait_reply_timeout_leaves_no_waiter_and_a_late_reply_is_counted(
+    spool: Spool, metrics: GatewayMetrics
+) -> None:
+    assert await spool.commit_and_wait_reply(envelope(1), deadline_in(0.02)) == (True, None)
+    await spool.ack([accepted(1, contract.text_reply("too late"))])
+    assert sample(metrics, "wxgw_passive_replies_total", {"account": "main", "outcome": "late"}) == 1
+
+
+async def test_commit_and_wait_reply_closing_spool_answers_none(spool: Spool) -> None:
+    waiting = asyncio.create_task(spool.commit_and_wait_reply(envelope(1), deadline_in(30)))
+    while not await spool.contains(envelope(1)["id"]):
+        await asyncio.sleep(0.005)
+    await spool.close()
+    assert await asyncio.wait_for(waiting, 1) == (True, None)
