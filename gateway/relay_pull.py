@@ -21,7 +21,7 @@ import contract
 from gateway.config import RelayConfig
 from gateway.errors import SpoolUnavailable
 from gateway.metrics import GatewayMetrics
-from gateway.spool import Leased, Spool
+from gateway.spool import Leased, Spool, events_json
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,8 @@ class PullRelay:
         leased = await self._long_poll(request, min(limit, self._relay.batch_max), wait_s)
         if leased:
             log.info("pull relay leased events", extra={"events": len(leased)})
-        events = [item.envelope for item in leased]
-        return _json(200, {"events": events, "lease_seconds": self._relay.lease_s})
+        body = events_json(leased, lease_seconds=self._relay.lease_s)
+        return web.Response(status=200, body=body, content_type="application/json")
 
     async def _ack(self, request: web.Request) -> web.Response:
         results = contract.parse_results(contract.load_json(await self._authentic_body(request)))

@@ -25,7 +25,7 @@ import contract
 from gateway.config import RelayConfig
 from gateway.errors import SpoolUnavailable
 from gateway.metrics import GatewayMetrics
-from gateway.spool import Leased, Spool
+from gateway.spool import Leased, Spool, events_json
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +168,10 @@ class PushRelay:
         await self._spool.wait_ready(version, IDLE_WAKE_S if due is None else min(due, IDLE_WAKE_S))
 
     async def _deliver(self, batch: list[Leased]) -> None:
-        ids = [item.envelope["id"] for item in batch]
+        ids = [item.id for item in batch]
         self._metrics.relay_attempts.labels(MODE).inc()
         try:
-            results = await self._post([item.envelope for item in batch])
+            results = await self._post(events_json(batch))
         except PushFailed as exc:
             self._metrics.relay_failures.labels(MODE, exc.reason).inc()
             await self._give_back(ids, 0.0)
@@ -189,29 +189,28 @@ class PushRelay:
 
     async def _settle(self, batch: list[Leased], results: list[contract.Result]) -> None:
         """Ack exactly the returned ids of this batch; delay the ones the sidecar left out."""
-        sent = {item.envelope["id"] for item in batch}
+        sent = {item.id for item in batch}
         ours = [r for r in results if r["id"] in sent]
         if len(ours) != len(results):
             log.warning("push answer names events not in the batch", extra={"ignored": len(results) - len(ours)})
         acked = await self._spool.ack(ours)
         self._metrics.relayed.labels(MODE).inc(acked)
         answered = {r["id"] for r in ours}
-        missing = [item for item in batch if item.envelope["id"] not in answered]
+        missing = [item for item in batch if item.id not in answered]
         if missing:
             self._metrics.relay_failures.labels(MODE, "missing_ids").inc()
             log.warning("push answer left events unacknowledged; retrying them later", extra={"events": len(missing)})
             for item in missing:
-                await self._spool.release([item.envelope["id"]], self._backoff.delay(item.attempts))
+                await self._spool.release([item.id], self._backoff.delay(item.attempts))
 
     async def _give_back(self, ids: list[str], delay_s: float) -> None:
         with contextlib.suppress(SpoolUnavailable):
             await self._spool.release(ids, delay_s)
 
-    async def _post(self, events: list[contract.Envelope]) -> list[contract.Result]:
-        """One signed POST; the parsed results of a 200 answer, else PushFailed."""
+    async def _post(self, body: bytes) -> list[contract.Result]:
+        """One signed POST of ``body`` (``{"events": [...]}``); the parsed results of a 200 answer, else PushFailed."""
         if self._session is None:
             raise RuntimeError("PushRelay.start() was not called")
-        body = contract.dump_json({"events": events})
         try:
             async with self._session.post(
                 self._relay.push_url, data=body, headers=self._signer.headers(body), allow_redirects=False

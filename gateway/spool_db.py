@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS meta (
 # Ready = not acknowledged and not leased/delayed past now; the partial index keeps this an
 # ordered walk over unacknowledged rows only, however many acknowledged rows the table holds.
 _READY = (
-    "SELECT seq, body, attempts FROM events INDEXED BY events_queue "
+    "SELECT seq, id, body, attempts FROM events INDEXED BY events_queue "
     "WHERE state != 'acked' AND lease_until <= ? ORDER BY seq LIMIT ?"
 )
 
@@ -64,6 +64,7 @@ class NewRow(NamedTuple):
 
 
 class LeasedRow(NamedTuple):
+    id: str
     body: str
     attempts: int  # including this lease
 
@@ -156,9 +157,9 @@ class SpoolDb:
             rows = self._conn.execute(_READY, (now, limit)).fetchall()
             self._conn.executemany(
                 "UPDATE events SET state = 'leased', lease_until = ?, attempts = attempts + 1 WHERE seq = ?",
-                [(until, seq) for seq, _, _ in rows],
+                [(until, seq) for seq, _, _, _ in rows],
             )
-        return [LeasedRow(body, attempts + 1) for _, body, attempts in rows]
+        return [LeasedRow(event_id, body, attempts + 1) for _, event_id, body, attempts in rows]
 
     def release(self, ids: Sequence[str], ready_at: float) -> None:
         """Give leased events back, to be handed out again from ``ready_at`` on."""

@@ -1,8 +1,9 @@
-"""The spool as the callback path uses it: commit with the reply wait."""
+"""The spool as the callback path and the relays use it: commit with the reply wait, relay bodies."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import contract
 from gateway.config import SpoolConfig
 from gateway.metrics import GatewayMetrics
-from gateway.spool import Spool
+from gateway.spool import Spool, events_json
 from gateway.spool_db import Lookup
 from tests.gateway.test_spool import envelope, sample
 
@@ -103,3 +104,27 @@ async def test_commit_and_wait_reply_closing_spool_answers_none(spool: Spool) ->
         await asyncio.sleep(0.005)
     await spool.close()
     assert await asyncio.wait_for(waiting, 1) == (True, None)
+
+
+# --- relay bodies --------------------------------------------------------------------------
+
+
+async def test_lease_hands_out_the_stored_json_and_the_id(spool: Spool) -> None:
+    await spool.commit(envelope(1))
+    [item] = await spool.lease(10, 30)
+    assert (item.id, item.attempts) == (envelope(1)["id"], 1)
+    assert item.body == contract.dump_json(envelope(1)).decode("utf-8")
+    assert item.envelope == envelope(1)
+
+
+async def test_events_json_is_byte_for_byte_dump_json_of_the_envelopes(spool: Spool) -> None:
+    special = envelope(2)
+    special["message"]["Content"] = '你好 "quoted" \\ </xml> \u2028 😀'
+    for event in (envelope(1), special):
+        await spool.commit(event)
+    batch = await spool.lease(10, 30)
+    assert events_json(batch) == contract.dump_json({"events": [envelope(1), special]})
+    assert events_json(batch, lease_seconds=30) == contract.dump_json(
+        {"events": [envelope(1), special], "lease_seconds": 30}
+    )
+    assert json.loads(events_json([])) == {"events": []}
