@@ -50,9 +50,23 @@ CREATE TABLE IF NOT EXISTS meta (
 
 # Ready = not acknowledged and not leased/delayed past now; the partial index keeps this an
 # ordered walk over unacknowledged rows only, however many acknowledged rows the table holds.
-_READY = (
-    "SELECT seq, id, body, attempts FROM events INDEXED BY events_queue "
-    "WHERE state != 'acked' AND lease_until <= ? ORDER BY seq LIMIT ?"
+# One statement leases the whole batch (RETURNING gives the rows as updated: attempts included).
+_LEASE = (
+    "UPDATE events SET state = 'leased', lease_until = ?, attempts = attempts + 1 WHERE seq IN ("
+    "SELECT seq FROM events INDEXED BY events_queue WHERE state != 'acked' AND lease_until <= ? ORDER BY seq LIMIT ?"
+    ") RETURNING seq, id, body, attempts"
+)
+# Acknowledgements without a reply (nearly all) are marked by one statement per ID_CHUNK ids. The
+# id list is always padded to ID_CHUNK with repeats of its first id, so the SQL text never
+# changes and stays prepared in the connection's statement cache.
+ID_CHUNK = 100
+_ACK_SILENT = (
+    "UPDATE events SET state = 'acked', acked_at = ?, lease_until = 0 "  # noqa: S608 (formats in only "?"s)
+    f"WHERE id IN ({','.join('?' * ID_CHUNK)}) AND state != 'acked' RETURNING id, account"
+)
+_ACK_REPLY = (
+    "UPDATE events SET state = 'acked', acked_at = ?, reply = ?, lease_until = 0 "
+    "WHERE id = ? AND state != 'acked' RETURNING account"
 )
 
 
@@ -154,12 +168,9 @@ class SpoolDb:
     def lease(self, limit: int, now: float, until: float) -> list[LeasedRow]:
         """Hand out up to ``limit`` ready events, oldest first, hidden from others until ``until``."""
         with self._transaction(durable=False):
-            rows = self._conn.execute(_READY, (now, limit)).fetchall()
-            self._conn.executemany(
-                "UPDATE events SET state = 'leased', lease_until = ?, attempts = attempts + 1 WHERE seq = ?",
-                [(until, seq) for seq, _, _, _ in rows],
-            )
-        return [LeasedRow(event_id, body, attempts + 1) for _, event_id, body, attempts in rows]
+            rows = self._conn.execute(_LEASE, (until, now, limit)).fetchall()
+        rows.sort()  # RETURNING does not promise an order; the relay hands events out oldest first
+        return [LeasedRow(event_id, body, attempts) for _, event_id, body, attempts in rows]
 
     def release(self, ids: Sequence[str], ready_at: float) -> None:
         """Give leased events back, to be handed out again from ``ready_at`` on."""
@@ -175,16 +186,19 @@ class SpoolDb:
         Returns the events not acknowledged before and, from the same snapshot, the
         ``received_at`` of the oldest event still unacknowledged.
         """
+        silent = [event_id for event_id, reply in replies if reply is None]
         acked: list[AckedRow] = []
         with self._transaction(durable=False):
+            for start in range(0, len(silent), ID_CHUNK):
+                chunk = silent[start : start + ID_CHUNK]
+                padded = chunk + chunk[:1] * (ID_CHUNK - len(chunk))
+                marked = self._conn.execute(_ACK_SILENT, (now, *padded))
+                acked += [AckedRow(event_id, account) for event_id, account in marked]
             for event_id, reply in replies:
-                row = self._conn.execute(
-                    "UPDATE events SET state = 'acked', acked_at = ?, reply = ?, lease_until = 0 "
-                    "WHERE id = ? AND state != 'acked' RETURNING account",
-                    (now, reply, event_id),
-                ).fetchone()
-                if row is not None:
-                    acked.append(AckedRow(event_id, row[0]))
+                if reply is not None:
+                    row = self._conn.execute(_ACK_REPLY, (now, reply, event_id)).fetchone()
+                    if row is not None:
+                        acked.append(AckedRow(event_id, row[0]))
             oldest = self.oldest_unacked()
         return acked, oldest
 

@@ -128,3 +128,22 @@ async def test_events_json_is_byte_for_byte_dump_json_of_the_envelopes(spool: Sp
         {"events": [envelope(1), special], "lease_seconds": 30}
     )
     assert json.loads(events_json([])) == {"events": []}
+
+
+async def test_ack_of_more_than_a_chunk_with_repeats_and_replies_acks_each_event_once(spool: Spool) -> None:
+    await asyncio.gather(*(spool.commit(envelope(n)) for n in range(250)))
+    results = [accepted(n) for n in range(240)] + [accepted(7), accepted(n=245, reply=contract.text_reply("hi"))]
+    assert await spool.ack(results) == 241
+    assert spool.stats().depth == 9
+    assert await spool.wait_reply(envelope(245)["id"], 0.5) == contract.text_reply("hi")
+    assert await spool.ack([accepted(n) for n in range(250)]) == 9
+
+
+async def test_lease_hands_out_oldest_first_and_counts_attempts(spool: Spool) -> None:
+    for n in range(5):
+        await spool.commit(envelope(n))
+    first = await spool.lease(3, 30)
+    await spool.release([item.id for item in first])
+    again = await spool.lease(10, 30)
+    assert [item.id for item in again] == [envelope(n)["id"] for n in range(5)]
+    assert [item.attempts for item in again] == [2, 2, 2, 1, 1]
