@@ -96,6 +96,7 @@ class Spool:
         executor: ThreadPoolExecutor,
         db: SpoolDb,
     ) -> None:
+        self._loop = asyncio.get_running_loop()  # kept: each get_running_loop() costs a getpid() syscall
         self._config = config
         self._metrics = metrics
         self._clock = clock
@@ -172,7 +173,7 @@ class Spool:
         """
         if self._closing:
             raise SpoolUnavailable("spool is shutting down")
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool] = self._loop.create_future()
         self._queue.append(_Queued(envelope, future, time.perf_counter()))
         self._queued.set()
         if len(self._queue) >= GROUP_MAX:
@@ -277,7 +278,7 @@ class Spool:
         The waiter is registered before the stored state is read, so an ack landing in between
         still wakes it. A reply that arrives after the waiter gave up is counted as late.
         """
-        deadline = asyncio.get_running_loop().time() + max(timeout_s, 0.0)
+        deadline = self._loop.time() + max(timeout_s, 0.0)
         future = self._add_waiter(event_id)
         try:
             return await self._reply(event_id, future, deadline, read_stored=True)
@@ -289,24 +290,36 @@ class Spool:
     ) -> contract.Reply | None:
         if future.done():
             return future.result()
-        if self._closing or deadline <= asyncio.get_running_loop().time():
+        if self._closing or deadline <= self._loop.time():
             return None  # no budget left, or shutting down (the relay is gone, no reply can arrive)
+        if read_stored:
+            return await self._stored_or_next_reply(event_id, future, deadline)
+        # A new event, the common case: a timer answering None at the deadline (what a timeout
+        # returns anyway) is much cheaper than asyncio.timeout_at's cancel-and-uncancel machinery.
+        timer = self._loop.call_at(deadline, _time_up, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    async def _stored_or_next_reply(
+        self, event_id: str, future: asyncio.Future[contract.Reply | None], deadline: float
+    ) -> contract.Reply | None:
         try:
             async with asyncio.timeout_at(deadline):
-                if read_stored:
-                    try:
-                        stored = await self._run(partial(self._db.lookup, event_id))
-                    except SpoolUnavailable as exc:  # the ack can still arrive through memory
-                        log.warning("spool reply lookup failed", extra={"reason": exc.detail})
-                        stored = None
-                    if stored is not None and stored.acked:
-                        return _reply_from(stored.reply)
+                try:
+                    stored = await self._run(partial(self._db.lookup, event_id))
+                except SpoolUnavailable as exc:  # the ack can still arrive through memory
+                    log.warning("spool reply lookup failed", extra={"reason": exc.detail})
+                    stored = None
+                if stored is not None and stored.acked:
+                    return _reply_from(stored.reply)
                 return await future
         except TimeoutError:
             return None
 
     def _add_waiter(self, event_id: str) -> asyncio.Future[contract.Reply | None]:
-        future: asyncio.Future[contract.Reply | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[contract.Reply | None] = self._loop.create_future()
         self._waiters.setdefault(event_id, set()).add(future)
         return future
 
@@ -420,7 +433,7 @@ class Spool:
         if self._closed:
             raise SpoolUnavailable("spool is closed")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+            return await self._loop.run_in_executor(self._executor, work)
         except (sqlite3.Error, OSError) as exc:
             raise SpoolUnavailable(f"spool I/O failed: {exc}") from exc
         except RuntimeError as exc:  # the executor was shut down under us
@@ -439,6 +452,11 @@ def _load(config: SpoolConfig) -> tuple[SpoolDb, int, float | None]:
 
 def _dumps(obj: Any) -> str:
     return contract.dump_json(obj).decode("utf-8")
+
+
+def _time_up(future: asyncio.Future[contract.Reply | None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _reply_from(stored: str | None) -> contract.Reply | None:

@@ -13,7 +13,7 @@ import contract
 from gateway.config import SpoolConfig
 from gateway.metrics import GatewayMetrics
 from gateway.spool import Spool, events_json
-from gateway.spool_db import Lookup
+from gateway.spool_db import Lookup, NewRow, SpoolDb
 from tests.gateway.test_spool import envelope, sample
 
 
@@ -147,3 +147,17 @@ async def test_lease_hands_out_oldest_first_and_counts_attempts(spool: Spool) ->
     again = await spool.lease(10, 30)
     assert [item.id for item in again] == [envelope(n)["id"] for n in range(5)]
     assert [item.attempts for item in again] == [2, 2, 2, 1, 1]
+
+
+def test_insert_of_more_than_one_statement_flags_only_first_occurrences_as_new(tmp_path: Path) -> None:
+    db = SpoolDb.open(tmp_path / "spool.sqlite3")
+    try:
+        def row(n: int) -> NewRow:
+            return NewRow(envelope(n)["id"], "main", contract.dump_json(envelope(n)).decode(), 0.0)
+
+        assert db.insert([row(0)]) == [True]
+        rows = [row(n) for n in range(300)] + [row(5), row(299)]
+        assert db.insert(rows) == [False] + [True] * 299 + [False, False]
+        assert db.depth() == 300
+    finally:
+        db.close()
