@@ -112,6 +112,8 @@ class PushRelay:
         self._lease_s = relay.timeout_s + LEASE_MARGIN_S
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._turn = asyncio.Lock()  # held by the one worker looking for work
+        self._drained_at: int | None = None  # ready_version at which a lease came back short
 
     def __repr__(self) -> str:
         return f"PushRelay({self._relay.push_url!r}, workers={self._workers})"
@@ -149,13 +151,8 @@ class PushRelay:
     async def _work(self, worker: int) -> None:
         while True:
             await self._backoff.admit(worker)
-            version = self._spool.ready_version
             try:
-                batch = await self._spool.lease(self._relay.batch_max, self._lease_s)
-                if batch:
-                    await self._deliver(batch)
-                else:
-                    await self._idle(version)
+                await self._deliver(await self._next_batch())
             except SpoolUnavailable as exc:
                 log.error("push relay cannot use the spool", extra={"reason": exc.detail})
                 await asyncio.sleep(self._backoff.delay(3))
@@ -163,9 +160,32 @@ class PushRelay:
                 log.exception("push relay worker error")
                 await asyncio.sleep(self._backoff.delay(3))
 
-    async def _idle(self, version: int) -> None:
+    async def _next_batch(self) -> list[Leased]:
+        """Lease the next batch, waiting for one; one worker at a time looks.
+
+        So a group commit wakes one idle worker, not all of them to race for one batch (the
+        losers each paid an empty lease transaction and a next_due read). A lease that came back
+        short drained the spool as of ``ready_version``: until that moves (a commit, a release)
+        or a wait times out (a delayed event or an expired lease may be due), leasing again
+        would find nothing, so the next worker goes straight to waiting. A full batch leaves the
+        turn to the next worker at once, so a backlog still drains with every worker busy.
+        """
+        async with self._turn:
+            while True:
+                version = self._spool.ready_version
+                if version != self._drained_at:
+                    batch = await self._spool.lease(self._relay.batch_max, self._lease_s)
+                    if len(batch) < self._relay.batch_max:
+                        self._drained_at = version
+                    if batch:
+                        return batch
+                if not await self._idle(version):
+                    self._drained_at = None  # timed out: something may have come due, so look
+
+    async def _idle(self, version: int) -> bool:
+        """Wait for new events or the next due one; True when woken by new events."""
         due = await self._spool.next_due_in()
-        await self._spool.wait_ready(version, IDLE_WAKE_S if due is None else min(due, IDLE_WAKE_S))
+        return await self._spool.wait_ready(version, IDLE_WAKE_S if due is None else min(due, IDLE_WAKE_S))
 
     async def _deliver(self, batch: list[Leased]) -> None:
         ids = [item.id for item in batch]

@@ -19,7 +19,7 @@ from gateway.config import GatewayConfig, RelayConfig, ServerConfig, SpoolConfig
 from gateway.metrics import GatewayMetrics
 from gateway.relay import RelayService, relay_service
 from gateway.relay_push import Backoff
-from gateway.spool import Spool
+from gateway.spool import Leased, Spool
 from tests.gateway.test_spool import FakeClock, envelope, sample
 
 SECRET = contract.generate_secret()
@@ -38,6 +38,9 @@ class FakeSidecar:
         self.batch_sizes: list[int] = []
         self.replies: dict[str, contract.Reply] = {}
         self.script: list[Answer] = []
+        self.delay_s = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -46,6 +49,15 @@ class FakeSidecar:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay_s)
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         body = await request.read()
         try:
             self.verifier.verify(body, request.headers)
@@ -174,6 +186,39 @@ async def test_push_drains_a_backlog_in_bounded_batches(
     assert sidecar.ids() == {envelope(n)["id"] for n in range(250)}
     assert max(sidecar.batch_sizes) <= 40
     assert len(sidecar.batch_sizes) <= 12
+
+
+async def test_push_backlog_is_sent_by_all_workers_at_once(
+    tmp_path: Path, server: TestServer, spool: Spool, sidecar: FakeSidecar, metrics: GatewayMetrics
+) -> None:
+    await asyncio.gather(*(spool.commit(envelope(n)) for n in range(200)))
+    sidecar.delay_s = 0.2
+    assert server.port is not None
+    async with relay_service(gateway_config(tmp_path, relay_config(server.port, batch_max=40)), spool, metrics):
+        await eventually(lambda: spool.stats().depth == 0)
+    assert sidecar.max_in_flight == 4  # WORKERS
+    assert len(sidecar.ids()) == 200
+
+
+async def test_push_a_commit_is_leased_by_one_worker_not_raced_for_by_all(
+    relay: RelayService, spool: Spool, sidecar: FakeSidecar
+) -> None:
+    await spool.commit(envelope(0))
+    await eventually(lambda: spool.stats().depth == 0)
+    leased: list[int] = []
+    lease = spool.lease
+
+    async def counted(max_events: int, lease_s: float) -> list[Leased]:
+        batch = await lease(max_events, lease_s)
+        leased.append(len(batch))
+        return batch
+
+    spool.lease = counted  # type: ignore[method-assign]
+    for n in range(1, 4):
+        await spool.commit(envelope(n))
+        await eventually(lambda: spool.stats().depth == 0)
+    assert leased == [1, 1, 1]
+    assert len(sidecar.ids()) == 4
 
 
 @pytest.mark.parametrize(
