@@ -32,7 +32,8 @@ import contract
 from gateway.config import SpoolConfig
 from gateway.errors import SpoolUnavailable
 from gateway.metrics import GatewayMetrics
-from gateway.spool_db import AckedRow, NewRow, SpoolDb
+from gateway.spool_db import NewRow, SpoolDb
+from gateway.spool_replies import ReplyFuture, ReplyWaiters
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Spool:
         self._oldest: float | None = None
         self._ready_version = 0
         self._ready = asyncio.Event()
-        self._waiters: dict[str, set[asyncio.Future[contract.Reply | None]]] = {}
+        self._replies = ReplyWaiters(self._loop, metrics)
         self._writer: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
 
@@ -157,10 +158,7 @@ class Spool:
         with contextlib.suppress(sqlite3.Error):
             await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=False)
-        for futures in self._waiters.values():
-            for future in futures:
-                if not future.done():
-                    future.set_result(None)
+        self._replies.release_all()
         self._signal_ready()
         log.info("spool closed", extra={"path": str(self._config.path), "depth": self._depth})
 
@@ -264,12 +262,12 @@ class Spool:
         per new callback.
         """
         event_id = envelope["id"]
-        future = self._add_waiter(event_id)
+        future = self._replies.register(event_id)
         try:
             new = await self.commit(envelope)
             return new, await self._reply(event_id, future, deadline, read_stored=not new)
         finally:
-            self._drop_waiter(event_id, future)
+            self._replies.forget(event_id, future)
 
     async def wait_reply(self, event_id: str, timeout_s: float) -> contract.Reply | None:
         """The reply of an event that may already be acknowledged (a late retry), or one that
@@ -279,34 +277,23 @@ class Spool:
         still wakes it. A reply that arrives after the waiter gave up is counted as late.
         """
         deadline = self._loop.time() + max(timeout_s, 0.0)
-        future = self._add_waiter(event_id)
+        future = self._replies.register(event_id)
         try:
             return await self._reply(event_id, future, deadline, read_stored=True)
         finally:
-            self._drop_waiter(event_id, future)
+            self._replies.forget(event_id, future)
 
     async def _reply(
-        self, event_id: str, future: asyncio.Future[contract.Reply | None], deadline: float, *, read_stored: bool
+        self, event_id: str, future: ReplyFuture, deadline: float, *, read_stored: bool
     ) -> contract.Reply | None:
         if future.done():
             return future.result()
         if self._closing or deadline <= self._loop.time():
             return None  # no budget left, or shutting down (the relay is gone, no reply can arrive)
-        if read_stored:
-            return await self._stored_or_next_reply(event_id, future, deadline)
-        # A new event, the common case: a timer answering None at the deadline (what a timeout
-        # returns anyway) is much cheaper than asyncio.timeout_at's cancel-and-uncancel machinery.
-        timer = self._loop.call_at(deadline, _time_up, future)
+        if not read_stored:
+            return await self._replies.wait(future, deadline)
         try:
-            return await future
-        finally:
-            timer.cancel()
-
-    async def _stored_or_next_reply(
-        self, event_id: str, future: asyncio.Future[contract.Reply | None], deadline: float
-    ) -> contract.Reply | None:
-        try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(deadline):  # the read must fit in the budget too
                 try:
                     stored = await self._run(partial(self._db.lookup, event_id))
                 except SpoolUnavailable as exc:  # the ack can still arrive through memory
@@ -317,26 +304,6 @@ class Spool:
                 return await future
         except TimeoutError:
             return None
-
-    def _add_waiter(self, event_id: str) -> asyncio.Future[contract.Reply | None]:
-        future: asyncio.Future[contract.Reply | None] = self._loop.create_future()
-        self._waiters.setdefault(event_id, set()).add(future)
-        return future
-
-    def _drop_waiter(self, event_id: str, future: asyncio.Future[contract.Reply | None]) -> None:
-        waiting = self._waiters.get(event_id)
-        if waiting is not None:
-            waiting.discard(future)
-            if not waiting:
-                del self._waiters[event_id]
-
-    def _deliver(self, row: AckedRow, reply: contract.Reply | None) -> None:
-        waiting = [f for f in self._waiters.pop(row.id, set()) if not f.done()]
-        for future in waiting:
-            future.set_result(reply)
-        if reply is not None and not waiting:
-            self._metrics.replies.labels(row.account, "late").inc()
-            log.info("passive reply arrived after the reply budget", extra={"event": row.id})
 
     # -- relaying -------------------------------------------------------------------------------
 
@@ -393,7 +360,7 @@ class Spool:
         self._depth -= len(acked)
         self._oldest = oldest
         for row in acked:
-            self._deliver(row, replies[row.id])
+            self._replies.deliver(row.id, row.account, replies[row.id])
         return len(acked)
 
     # -- pruning --------------------------------------------------------------------------------
@@ -452,11 +419,6 @@ def _load(config: SpoolConfig) -> tuple[SpoolDb, int, float | None]:
 
 def _dumps(obj: Any) -> str:
     return contract.dump_json(obj).decode("utf-8")
-
-
-def _time_up(future: asyncio.Future[contract.Reply | None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _reply_from(stored: str | None) -> contract.Reply | None:
