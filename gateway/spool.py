@@ -10,6 +10,10 @@ Group commit: ``commit()`` only queues the envelope; one writer task gathers eve
 within ``commit_window_ms`` (or until a group is full), inserts it in one transaction with one
 fsync, then answers every caller. Concurrent callbacks thus share the cost of durability.
 
+Replies: the callback path registers its reply waiter (``gateway.spool_replies``) before it
+queues the event, so an acknowledgement can never slip between the commit and the wait, and a
+new event's wait needs no read of its stored state.
+
 Memory stays bounded with any backlog: the depth and the oldest unacknowledged age are kept as
 counters (counted once at open), and the relay reads ready events a batch at a time.
 """

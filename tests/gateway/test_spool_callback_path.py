@@ -149,7 +149,7 @@ async def test_lease_hands_out_oldest_first_and_counts_attempts(spool: Spool) ->
     assert [item.attempts for item in again] == [2, 2, 2, 1, 1]
 
 
-def test_insert_of_more_than_one_statement_flags_only_first_occurrences_as_new(tmp_path: Path) -> None:
+def test_insert_with_repeats_and_a_known_id_flags_only_first_new_occurrences(tmp_path: Path) -> None:
     db = SpoolDb.open(tmp_path / "spool.sqlite3")
     try:
         def row(n: int) -> NewRow:

@@ -191,6 +191,10 @@ def test_parse_fields_text_beside_nested_elements_raises_malformed() -> None:
         parse("<xml><B><C>1</C>stray</B></xml>")
 
 
+def test_parse_fields_whitespace_around_the_root_is_allowed() -> None:
+    assert parse("\n <xml><A>1</A></xml>\n\t ") == {"A": "1"}
+
+
 def test_parse_fields_whitespace_only_root_is_empty() -> None:
     assert parse("<xml>\n  </xml>") == {}
 
