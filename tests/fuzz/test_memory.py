@@ -3,10 +3,11 @@
 tracemalloc traces every Python allocation in this process (client and server, and expat, whose
 allocator CPython routes through PyObject_Malloc) while one hostile request is sent and answered.
 The bound is 8 MiB, against inputs that would take gigabytes (billion laughs), tens of MiB
-(10 MiB bodies, a gzip bomb) or a stack overflow (deep nesting) if handled naively. The costliest
-case is deep nesting (about 350 bytes per level: xmltodict builds the tree before the depth check
-refuses it), so the 64 KiB body limit is what bounds it. Large bodies are
-streamed from one reused 64 KiB buffer, so the client adds almost nothing to the figure.
+(10 MiB bodies, a gzip bomb) or a stack overflow (deep nesting) if handled naively. Deep nesting
+is refused as the parser opens the ninth level, before any tree is built, and entity attacks by
+the markup scan before expat sees a byte; the costliest case is the gzip bomb, bounded by the
+64 KiB body limit. Large bodies are streamed from one reused 64 KiB buffer, so the client adds
+almost nothing to the figure.
 
 Each test prints its peak; ``pytest -rP tests/fuzz/test_memory.py`` shows them (docs/RELIABILITY.md).
 """
