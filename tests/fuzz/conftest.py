@@ -3,7 +3,8 @@
 The gateway is ``gateway.app.create_app`` with the accounts of ``tests/gateway/conftest.py`` and
 a pull relay on an ephemeral port, so one app serves both the callback endpoint and the pull
 listener; its clock stands still at ``NOW``. The sidecar is ``sidecar.app.create_app`` with the
-config of ``tests/sidecar/helpers.py``.
+config of ``tests/sidecar/helpers.py``; ``bk`` is the same with WeChat mocked (FakeWeChat).
+``target`` runs a relay test once per relay endpoint (pull lease, pull ack, sidecar push).
 """
 
 from __future__ import annotations
