@@ -1,25 +1,20 @@
 """deploy/nginx/wechat-gateway.conf itself, run on loopback over TLS with a throwaway certificate:
 nginx -t, the Mozilla intermediate profile as a client sees it, and the real gateway behind it."""
 
-import datetime
 import hashlib
-import ipaddress
 import socket
 import ssl
 import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gateway.app import create_app
 from gateway.config import load_config
 from tests.e2e.nginx import check_config, free_port, render_dmz_site, start_dmz_nginx
 from tests.e2e.stubs import CALLBACK
 from tests.gateway.helpers import CallbackBuilder, text_message, write_config
+from tests.tlscert import write_self_signed
 
 pytestmark = pytest.mark.e2e
 
@@ -29,29 +24,7 @@ SIGNED_QUERY = "signature=5f2c&timestamp=1700000000&nonce=12%2034&echostr=hello"
 @pytest.fixture
 def tls_files(tmp_path) -> tuple[Path, Path]:
     """A throwaway self-signed P-256 certificate for 127.0.0.1 / localhost."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "wechat-gateway.crt", tmp_path / "wechat-gateway.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
+    return write_self_signed(tmp_path / "wechat-gateway.crt", tmp_path / "wechat-gateway.key")
 
 
 def client_context(cert: Path, *, version: ssl.TLSVersion | None = None, ciphers: str | None = None) -> ssl.SSLContext:
