@@ -6,7 +6,7 @@ path by accident. Requests are written one per line (``path-with-query TAB body`
 Lua script and for the in-process driver.
 
 The encryption is the gateway's own ``MessageCipher`` (checked against WeChat's official
-vectors in tests/gateway/test_crypto.py); the signatures are computed here independently.
+vectors in tests/gateway/wechat/test_crypto.py); the signatures are computed here independently.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract import event_id
-from gateway.crypto import MessageCipher
+from gateway.wechat.crypto import MessageCipher
 
 ACCOUNT = "main"
 APP_ID = "wx5823bf96d3bd56c7"

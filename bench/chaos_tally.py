@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HANDLED = "event processed"  # sidecar.inbox logs it after the transaction committed
+HANDLED = "event processed"  # sidecar.relay.inbox logs it after the transaction committed
 
 
 @dataclass(frozen=True)

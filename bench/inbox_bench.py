@@ -57,7 +57,7 @@ KINDS: dict[str, Callable[[int], dict[str, str]]] = {
     "click": lambda n: {"MsgType": "event", "Event": "CLICK", "EventKey": f"menu-{n % 5}"},
 }
 SECRET = "whsec_" + "YmVuY2gtaW5ib3gtc2VjcmV0LTI0Ynl0ZXMh"  # base64 of 27 bytes, bench only
-HANDLED = "event processed"  # sidecar.inbox logs it once per event, after the commit
+HANDLED = "event processed"  # sidecar.relay.inbox logs it once per event, after the commit
 
 
 def config_text(port: int, mode: str, pull_url: str = "") -> str:

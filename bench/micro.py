@@ -26,10 +26,10 @@ from bench.procs import pin_self
 from bench.whatif_boot import parse_fields_with_expat
 from common.logs import JsonFormatter
 from contract import RelaySigner, dump_json, generate_secret, load_json, make_envelope, parse_results
-from gateway.crypto import MessageCipher
 from gateway.metrics import GatewayMetrics
-from gateway.verify import verify_msg_signature, verify_plain_signature
-from gateway.wxxml import parse_fields
+from gateway.wechat.crypto import MessageCipher
+from gateway.wechat.verify import verify_msg_signature, verify_plain_signature
+from gateway.wechat.wxxml import parse_fields
 
 COUNT = 4000
 LIMIT = 64 * 1024

@@ -2,7 +2,7 @@
 
 A backlog is what the spool holds after the sidecar was unreachable for a while. Building one
 through the gateway's HTTP endpoint would take as long as the outage did, so the events are
-written with the spool's own storage layer (``gateway.spool_db.SpoolDb``, the same schema,
+written with the spool's own storage layer (``gateway.spool.db.SpoolDb``, the same schema,
 indexes and insert transaction the gateway uses), in large transactions. Each event is a real
 envelope (``contract.make_envelope``) with a distinct MsgId, so the relay and the sink treat it
 exactly like one that came in over HTTP.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.callbacks import ACCOUNT, TO_USER, USERS, openid
 from contract import dump_json, event_id, format_timestamp, make_envelope, parse_envelope
-from gateway.spool_db import NewRow, SpoolDb
+from gateway.spool.db import NewRow, SpoolDb
 
 CHUNK = 20_000  # rows per transaction
 FIRST_MSG_ID = 8_000_000_000_000_000_000

@@ -30,9 +30,9 @@ RATE_HZ = 250
 # (bucket, patterns): the first bucket with a pattern found in the sample's stack wins.
 BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("spool thread: SQLite calls (Python side)", ("): spool_",)),
-    ("XML parsing (wxxml, xmltodict, expat)", ("xmltodict", "gateway/wxxml.py")),
+    ("XML parsing (wxxml, xmltodict, expat)", ("xmltodict", "gateway/wechat/wxxml.py")),
     ("AES decrypt + base64 (crypto.py)", ("MessageCipher",)),
-    ("signature checks (verify.py)", ("gateway/verify.py",)),
+    ("signature checks (verify.py)", ("gateway/wechat/verify.py",)),
     ("envelope + event id (contract)", ("make_envelope",)),
     ("JSON log line per callback", ("logging/__init__", "common/logs.py")),
     ("Prometheus counters", ("prometheus_client",)),

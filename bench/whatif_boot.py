@@ -16,15 +16,15 @@ from typing import Any
 from xml.parsers import expat
 
 import contract
-import gateway.callback
-import gateway.spool
+import gateway.spool.queue
+import gateway.wechat.callback
 from gateway.__main__ import main as gateway_main
 from gateway.errors import BodyTooLarge, MalformedRequest
-from gateway.wxxml import Fields, check_markup
+from gateway.wechat.wxxml import Fields, check_markup
 
 
 async def wait_reply_without_lookup(
-    self: gateway.spool.Spool, event_id: str, timeout_s: float
+    self: gateway.spool.queue.Spool, event_id: str, timeout_s: float
 ) -> contract.Reply | None:
     """``Spool.wait_reply`` minus the stored-state read (one spool-thread round trip per callback)."""
     if self._closing:
@@ -90,7 +90,7 @@ def parse_fields_with_expat(body: bytes, *, max_bytes: int) -> Fields:
 
 def _quiet_callback_log() -> None:
     """No "callback answered" info line per callback (``setup_logging`` leaves this level alone)."""
-    logging.getLogger(gateway.callback.log.name).setLevel(logging.WARNING)
+    logging.getLogger(gateway.wechat.callback.log.name).setLevel(logging.WARNING)
 
 
 def _replace(owner: Any, name: str, value: Any) -> Callable[[], None]:
@@ -103,8 +103,8 @@ def _replace(owner: Any, name: str, value: Any) -> Callable[[], None]:
 
 
 PATCHES: dict[str, Callable[[], None]] = {
-    "no-reply-lookup": _replace(gateway.spool.Spool, "wait_reply", wait_reply_without_lookup),
-    "expat-fields": _replace(gateway.callback, "parse_fields", parse_fields_with_expat),
+    "no-reply-lookup": _replace(gateway.spool.queue.Spool, "wait_reply", wait_reply_without_lookup),
+    "expat-fields": _replace(gateway.wechat.callback, "parse_fields", parse_fields_with_expat),
     "quiet-log": _quiet_callback_log,
 }
 

@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway.callback import setup_callbacks
 from gateway.config import GatewayConfig
 from gateway.health import setup_health
 from gateway.keys import CLOCK, CONFIG, METRICS, RELAY, SPOOL
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import edge
-from gateway.relay import relay_service
-from gateway.spool import Spool
+from gateway.relay.service import relay_service
+from gateway.spool.queue import Spool
+from gateway.wechat.callback import setup_callbacks
 
 __all__ = ["SPOOL_STORE", "create_app", "relay_ctx", "spool_ctx"]
 

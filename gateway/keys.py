@@ -2,7 +2,7 @@
 
 The callback handlers depend on the spool and the relay only through the protocols below, so
 they read as a specification of what they need (and tests can hand them a fake). The real
-``gateway.spool.Spool`` and ``gateway.relay.RelayService`` satisfy them structurally.
+``gateway.spool.queue.Spool`` and ``gateway.relay.service.RelayService`` satisfy them structurally.
 """
 
 from __future__ import annotations

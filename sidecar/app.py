@@ -25,12 +25,12 @@ import aiohttp
 from aiohttp import web
 
 from common import logs
-from sidecar import binding, esb, relay, token_api
-from sidecar.callers import CallerAuth
+from sidecar import binding, esb
+from sidecar.bk.callers import CallerAuth
 from sidecar.config import SidecarConfig
 from sidecar.errors import SidecarError, StoreError
+from sidecar.esb import token_api
 from sidecar.housekeeping import housekeeping_ctx
-from sidecar.inbox import Dispatcher, register_builtin_handlers
 from sidecar.keys import (
     CALLERS,
     CLOCK,
@@ -46,9 +46,11 @@ from sidecar.keys import (
     SessionFactory,
 )
 from sidecar.metrics import CONTENT_TYPE_LATEST, SidecarMetrics
+from sidecar.relay import transport
+from sidecar.relay.inbox import Dispatcher, register_builtin_handlers
 from sidecar.store import open_store
-from sidecar.tokens import TokenManager
-from sidecar.wxapi import WeChatApi
+from sidecar.wechat.api import WeChatApi
+from sidecar.wechat.tokens import TokenManager
 
 log = logging.getLogger("sidecar.app")
 
@@ -102,7 +104,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     # Features, one line each (their cleanup contexts run after the core ones above).
-    relay.setup(app)
+    transport.setup(app)
     token_api.setup(app)
     esb.setup(app)
     binding.setup(app)

@@ -14,13 +14,13 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
-from sidecar.callers import CallerAuth
+from sidecar.bk.callers import CallerAuth
 from sidecar.config import SidecarConfig
-from sidecar.inbox import Dispatcher
 from sidecar.metrics import SidecarMetrics
+from sidecar.relay.inbox import Dispatcher
 from sidecar.store import Store
-from sidecar.tokens import TokenManager
-from sidecar.wxapi import WeChatApi
+from sidecar.wechat.api import WeChatApi
+from sidecar.wechat.tokens import TokenManager
 
 Clock = Callable[[], float]
 SessionFactory = Callable[[], aiohttp.ClientSession]

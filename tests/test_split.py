@@ -130,10 +130,10 @@ app_secret = "should-never-be-here"
 
 
 def test_gateway_opens_client_sessions_only_in_the_relay() -> None:
-    """Outbound HTTP from the gateway exists in exactly one place: the push relay."""
+    """Outbound HTTP from the gateway exists in exactly one room: gateway/relay/ (the push relay)."""
     users = sorted(
         str(path.relative_to(ROOT))
         for path in _sources("gateway")
         if "ClientSession" in path.read_text(encoding="utf-8")
     )
-    assert users and all(Path(u).name.startswith("relay") for u in users), users
+    assert users and all(Path(u).parent == Path("gateway/relay") for u in users), users

@@ -1,4 +1,4 @@
-"""WeChat's callback signing and AES scheme, written independently of ``gateway/crypto.py``.
+"""WeChat's callback signing and AES scheme, written independently of ``gateway/wechat/crypto.py``.
 
 The emulator plays WeChat's side, so it encrypts what WeChat encrypts and checks what WeChat
 checks. Keeping this implementation separate from the gateway's lets each cross-check the other;

@@ -19,7 +19,7 @@ from common.logs import short_id
 from contract import Reply, text_reply
 from sidecar.binding import texts
 from sidecar.binding.service import SCENE_RE, complete
-from sidecar.inbox import Dispatcher, Event
+from sidecar.relay.inbox import Dispatcher, Event
 from sidecar.store import BindingSession, Repositories
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from aiohttp import web
 from sidecar.binding.errors import BindingDisabled, BindingError, BindingRefused
 from sidecar.binding.identity import valid_username
 from sidecar.binding.pages import token_hash
-from sidecar.bkapi import CODE_FAILED, CODE_OK, bk_response, read_params
+from sidecar.bk.envelope import CODE_FAILED, CODE_OK, bk_response, read_params
 from sidecar.errors import AuthError, SidecarError
 from sidecar.keys import CALLERS, CLOCK, CONFIG, STORE
 from sidecar.store import BindingLink

@@ -30,8 +30,8 @@ from sidecar.binding.identity import Principal
 from sidecar.config import AccountConfig, AccountKind, MpAccount, SidecarConfig, WecomAccount
 from sidecar.errors import InvalidCode, UserAlreadyBound, WeChatError, WxIdTaken
 from sidecar.store import Binding, BindingSession, Repositories, Store
-from sidecar.tokens import TokenManager
-from sidecar.wxapi import WeChatApi
+from sidecar.wechat.api import WeChatApi
+from sidecar.wechat.tokens import TokenManager
 
 log = logging.getLogger(__name__)
 

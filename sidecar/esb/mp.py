@@ -27,8 +27,8 @@ from sidecar.esb import template
 from sidecar.esb.outcome import Delivery, Failure
 from sidecar.esb.params import Message
 from sidecar.metrics import SidecarMetrics
-from sidecar.tokens import TokenManager
-from sidecar.wxapi import WeChatApi
+from sidecar.wechat.api import WeChatApi
+from sidecar.wechat.tokens import TokenManager
 
 log = logging.getLogger(__name__)
 

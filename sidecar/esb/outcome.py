@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sidecar.bkapi import CODE_FAILED, CODE_OK, CODE_RATE_LIMITED, CODE_THIRD_PARTY
+from sidecar.bk.envelope import CODE_FAILED, CODE_OK, CODE_RATE_LIMITED, CODE_THIRD_PARTY
 from sidecar.esb.recipients import ALL_FAILED, SOME_FAILED, Resolution
 
 SUCCEEDED = "WeChat message sending succeeded"

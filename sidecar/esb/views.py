@@ -1,6 +1,6 @@
 """The HTTP side of the BlueKing send components: authenticate, parse, map, send, answer, audit.
 
-Every answer is BlueKing's envelope with HTTP 200 (sidecar.bkapi), whatever happened; nothing
+Every answer is BlueKing's envelope with HTTP 200 (sidecar.bk.envelope), whatever happened; nothing
 raised here reaches the generic error middleware. Each authenticated request leaves one audit
 record (caller, account, recipients, outcome, first WeChat errcode, msgids; the message itself
 only with ``[audit] store_bodies = true``). Requests that fail authentication are logged, not
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from common import logs
-from sidecar.bkapi import CODE_FAILED, bk_response, read_params
-from sidecar.callers import Caller
+from sidecar.bk.callers import Caller
+from sidecar.bk.envelope import CODE_FAILED, bk_response, read_params
 from sidecar.config import AccountConfig, MpAccount
 from sidecar.errors import AuthError, MalformedRequest, RequestError, SidecarError
 from sidecar.esb import accounts, forms, recipients

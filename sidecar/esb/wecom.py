@@ -28,8 +28,8 @@ from sidecar.errors import WeChatError
 from sidecar.esb.outcome import Delivery, Failure
 from sidecar.esb.params import Message
 from sidecar.metrics import SidecarMetrics
-from sidecar.tokens import TokenManager
-from sidecar.wxapi import WeChatApi
+from sidecar.wechat.api import WeChatApi
+from sidecar.wechat.tokens import TokenManager
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ under ``sidecar.app.STORE``.
 from __future__ import annotations
 
 from sidecar.config import StoreConfig
-from sidecar.store.base import (
+from sidecar.store.interfaces import (
     SESSION_STATUSES,
     AuditRecord,
     AuditStore,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import aiosqlite
 
 from sidecar.errors import StoreError, UserAlreadyBound, WxIdTaken
-from sidecar.store.base import Binding, BindingLink, BindingSession, ImportResult, SessionStatus
+from sidecar.store.interfaces import Binding, BindingLink, BindingSession, ImportResult, SessionStatus
 from sidecar.store.sqlite_repos import Scope, change, fetch_all, fetch_one
 
 _BINDING_COLUMNS = "account, username, wx_id, active, bound_at, updated_at"

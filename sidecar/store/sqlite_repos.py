@@ -15,7 +15,7 @@ import aiosqlite
 
 from common.config import Secret
 from contract import Envelope, Reply, parse_reply
-from sidecar.store.base import AuditRecord, InboxCompletion, InboxRecord, TokenRecord
+from sidecar.store.interfaces import AuditRecord, InboxCompletion, InboxRecord, TokenRecord
 
 
 class Scope(Protocol):

@@ -1,4 +1,4 @@
-"""The emulator's own WeChat crypto against the official vectors (independent of gateway/crypto.py)."""
+"""The emulator's own WeChat crypto against the official vectors (independent of gateway/wechat/crypto.py)."""
 
 import base64
 

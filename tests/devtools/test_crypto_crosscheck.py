@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devtools.emulator import crypto
-from gateway.crypto import MessageCipher, sha1_signature
+from gateway.wechat.crypto import MessageCipher, sha1_signature
 
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 receive_ids = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=32)

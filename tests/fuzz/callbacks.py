@@ -12,8 +12,8 @@ from typing import Literal
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.crypto import MessageCipher
-from gateway.spool import Spool
+from gateway.spool.queue import Spool
+from gateway.wechat.crypto import MessageCipher
 from tests.fuzz.support import assert_refused
 from tests.gateway.conftest import CORP_ID, CORP_KEY, CORP_TOKEN, MP_APP_ID, MP_KEY, MP_TOKEN, NOW, PLAIN_TOKEN
 from tests.gateway.helpers import CallbackBuilder, Query, text_message

@@ -22,8 +22,8 @@ import contract
 from gateway.app import SPOOL_STORE, create_app
 from gateway.config import load_config
 from gateway.keys import METRICS, RELAY
-from gateway.relay import RelayService
-from gateway.spool import Spool
+from gateway.relay.service import RelayService
+from gateway.spool.queue import Spool
 from sidecar.app import create_app as create_sidecar
 from sidecar.config import load_config as load_sidecar_config
 from sidecar.keys import CONFIG as SIDECAR_CONFIG

@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 
 import contract
 from gateway.metrics import GatewayMetrics
-from gateway.spool import Spool
+from gateway.spool.queue import Spool
 from tests.fuzz.support import is_clear_reason
 
 Send = Callable[[bytes, dict[str, str]], Awaitable[tuple[int, str]]]

@@ -3,7 +3,7 @@
 Every ciphertext here is correctly signed (``msg_signature`` covers it), so the request gets past
 the signature check to the decryption, which is where a sloppy implementation crashes or, worse,
 accepts a forged layout. The expected outcome is computed from the layout, independently of
-``gateway.crypto``: accepted only when padding, length field and receive id are all exactly right.
+``gateway.wechat.crypto``: accepted only when padding, length field and receive id are all exactly right.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ async def test_callback_mutated_ciphertext_is_refused_unless_it_decodes_to_the_s
 
 
 def unpadded_layout(message: bytes, length: int, receive_id: bytes) -> bytes:
-    """16 random bytes ‖ length field ‖ message ‖ receive id (written out here, not via gateway.crypto)."""
+    """16 random bytes ‖ length field ‖ message ‖ receive id (written out here, not via gateway.wechat.crypto)."""
     return secrets.token_bytes(16) + length.to_bytes(4, "big") + message + receive_id
 
 

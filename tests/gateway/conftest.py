@@ -16,12 +16,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.callback import setup_callbacks
 from gateway.config import GatewayConfig, load_config
 from gateway.health import setup_health
 from gateway.keys import CLOCK, CONFIG, METRICS, RELAY, SPOOL
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import edge
+from gateway.wechat.callback import setup_callbacks
 from tests.gateway.helpers import CallbackBuilder, FakeSpool, write_config
 
 NOW = 1_700_000_000

@@ -27,7 +27,7 @@ import xmltodict
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from contract import Envelope, Reply, generate_secret
-from gateway.crypto import MessageCipher, decode_aes_key
+from gateway.wechat.crypto import MessageCipher, decode_aes_key
 
 Query = dict[str, str]
 
@@ -41,7 +41,7 @@ BILLION_LAUGHS = (
 
 
 def sha1_sign(*parts: str) -> str:
-    """WeChat's signature, written out independently of gateway.crypto on purpose."""
+    """WeChat's signature, written out independently of gateway.wechat.crypto on purpose."""
     return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
 
 

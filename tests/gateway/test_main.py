@@ -17,7 +17,7 @@ import pytest
 from gateway.__main__ import main
 from gateway.config import load_config
 from gateway.metrics import GatewayMetrics
-from gateway.spool import Spool
+from gateway.spool.queue import Spool
 from tests.gateway.conftest import ACCOUNTS, MP_APP_ID, MP_KEY, MP_TOKEN
 from tests.gateway.helpers import CallbackBuilder, text_message, write_config
 

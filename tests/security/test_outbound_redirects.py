@@ -4,7 +4,7 @@ A followed redirect turns whoever answers into a router. The WeChat client would
 ``stable_token`` body, AppSecret included, to wherever a 307/308 points; the pull client would let
 a compromised DMZ gateway send the sidecar to any intranet address (a 303 becomes a GET there).
 So every outbound session refuses redirects, and a 3xx is one more unexpected answer.
-(The gateway's push relay: tests/gateway/test_relay_push.py::test_push_does_not_follow_redirects.)
+(The gateway's push relay: tests/gateway/relay/test_push.py::test_push_does_not_follow_redirects.)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sidecar.app import create_app, default_http_session
 from sidecar.binding.identity import BkLogin
 from sidecar.config import load_config
 from sidecar.errors import WeChatUnavailable
-from sidecar.wxapi import WeChatApi
+from sidecar.wechat.api import WeChatApi
 from tests.security.servers import REDIRECTS, Recorder, ServerFactory, redirector
 from tests.sidecar.helpers import config_text, write_config
 

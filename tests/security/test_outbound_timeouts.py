@@ -2,8 +2,8 @@
 
 A stalled peer (a black-holed route, a hung WeChat proxy, a paused gateway) must cost a bounded
 wait, not a task or a connection held forever. The peer here is a TCP listener that accepts and
-then says nothing. (The WeChat client: tests/sidecar/test_wxapi.py::test_call_without_answer_times_out_for_real;
-the gateway's push relay: tests/gateway/test_relay_push.py::test_push_timeout_is_retried.)
+then says nothing. (The WeChat client: tests/sidecar/wechat/test_api.py::test_call_without_answer_times_out_for_real;
+the gateway's push relay: tests/gateway/relay/test_push.py::test_push_timeout_is_retried.)
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from sidecar.binding import identity
 from sidecar.binding.errors import LoginUnavailable
 from sidecar.config import load_config
 from sidecar.errors import PullError, WeChatUnavailable
-from sidecar.inbox import Dispatcher
-from sidecar.relay import PullClient
+from sidecar.relay.inbox import Dispatcher
+from sidecar.relay.transport import PullClient
 from sidecar.store import SqliteStore, open_sqlite_store
-from sidecar.wxapi import WeChatApi
+from sidecar.wechat.api import WeChatApi
 from tests.sidecar.helpers import config_text, write_config
 
 BOUND_S = 2.0  # far above the timeouts configured below, far below "forever"

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 import contract
 from common.config import Secret
 from gateway.config import load_config
-from sidecar.callers import CallerAuth, signature
+from sidecar.bk.callers import CallerAuth, signature
 from sidecar.config import ClientConfig
 from sidecar.errors import AuthError
 from tests.gateway.conftest import (

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.callers import signature
+from sidecar.bk.callers import signature
 from tests.sidecar.esb.conftest import T0, Rig
 from tests.sidecar.helpers import CLIENT_SECRET
 

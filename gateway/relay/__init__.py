@@ -1,0 +1,1 @@
+"""The relay inward: push to the sidecar, or a pull listener it leases from (``service`` picks)."""

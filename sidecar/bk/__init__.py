@@ -1,0 +1,1 @@
+"""BlueKing's conventions: the response envelope, request parameters and caller authentication."""

@@ -1,0 +1,1 @@
+"""Relayed events in: the push receiver and pull client (``transport``) and the exactly-once inbox."""

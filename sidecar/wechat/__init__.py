@@ -1,0 +1,1 @@
+"""The WeChat API client and the central access-token control built on it."""
