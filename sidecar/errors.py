@@ -22,10 +22,11 @@ SidecarError
 │   ├── InvalidRecipient     40003 invalid openid; WeCom 81013 every recipient invalid
 │   └── InvalidCode          40029 an OAuth/login code that is unknown, used or expired
 ├── PullError             502  the gateway's pull listener failed a lease or an ack (we back off)
+├── BindingConflict (409: what was asked contradicts a binding already stored; retrying will not help)
+│   ├── UserAlreadyBound     the user already has a WeChat id on this account
+│   └── WxIdTaken            the WeChat id is bound to another user of this account
 └── StoreError (503: the store could not do its job; the caller may retry)
     ├── StoreUnavailable     the database is locked, gone or failing
-    ├── UserAlreadyBound     the user already has a WeChat id on this account
-    ├── WxIdTaken            the WeChat id is bound to another user of this account
     └── NestedTransaction    a store call made while the same task holds a transaction
 """
 
@@ -191,13 +192,18 @@ class StoreUnavailable(StoreError):
     reason = "store unavailable"
 
 
-class UserAlreadyBound(StoreError):
+class BindingConflict(SidecarError):
+    """A conflict with a stored binding: the store did its job, the answer is no (never a 503)."""
+
     status = 409
+    reason = "binding conflict"
+
+
+class UserAlreadyBound(BindingConflict):
     reason = "the user is already bound to a WeChat id"
 
 
-class WxIdTaken(StoreError):
-    status = 409
+class WxIdTaken(BindingConflict):
     reason = "the WeChat id is already bound to another user"
 
 

@@ -31,7 +31,7 @@ async def purge_once(store: Store, config: SidecarConfig, now: float) -> dict[st
     """One pass; returns how many rows each purge removed."""
     removed = {
         "inbox": await store.inbox.purge(before=now - config.store.inbox_retention_s),
-        "binding_sessions": await store.binding_sessions.purge(before=now - EXPIRED_KEEP_S),
+        "binding_sessions": await store.binding_attempts.purge(before=now - EXPIRED_KEEP_S),
         "binding_links": await store.binding_links.purge(before=now - EXPIRED_KEEP_S),
         "audit": 0,
     }

@@ -20,7 +20,7 @@ from contract import Reply, text_reply
 from sidecar.binding import texts
 from sidecar.binding.service import SCENE_RE, complete
 from sidecar.relay.inbox import Dispatcher, Event
-from sidecar.store import BindingSession, Repositories
+from sidecar.store import BindingAttempt, Repositories
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ async def on_scan(event: Event, tx: Repositories) -> Reply | None:
     openid = event.from_user
     if not openid:
         return None
-    session = await tx.binding_sessions.by_scene(event.account, scene)
+    session = await tx.binding_attempts.by_scene(event.account, scene)
     if session is None or session.kind != "mp":
         log.info("scan of an unknown binding code", extra={"account": event.account, "user": short_id(openid)})
         return text_reply(texts.SCENE_UNKNOWN)
@@ -58,7 +58,7 @@ async def on_scan(event: Event, tx: Repositories) -> Reply | None:
     return text_reply(outcome.message)
 
 
-def scan_time(event: Event, session: BindingSession) -> float:
+def scan_time(event: Event, session: BindingAttempt) -> float:
     """When the user scanned: WeChat's CreateTime when plausible, else the processing time.
 
     A relay backlog (sidecar down for a while) must not turn a scan made in time into an

@@ -1,6 +1,6 @@
 """Binding itself: start an attempt (an MP QR code or a WeCom login), complete it, undo it.
 
-An attempt is a :class:`BindingSession` in the store, created per page view or console call:
+An attempt is a :class:`BindingAttempt` in the store, created per page view or console call:
 
 * MP — scene ``bind_<32 hex>`` (128 random bits from ``secrets``) in a temporary
   ``QR_STR_SCENE`` code living ``qr_ttl_s``; the prefix tells our codes from any other
@@ -29,7 +29,7 @@ from sidecar.binding.errors import BindingDisabled, BindingRefused
 from sidecar.binding.identity import Principal
 from sidecar.config import AccountConfig, AccountKind, MpAccount, SidecarConfig, WecomAccount
 from sidecar.errors import InvalidCode, UserAlreadyBound, WeChatError, WxIdTaken
-from sidecar.store import Binding, BindingSession, Repositories, Store
+from sidecar.store import Binding, BindingAttempt, Repositories, Store
 from sidecar.wechat.api import WeChatApi
 from sidecar.wechat.tokens import TokenManager
 
@@ -50,7 +50,7 @@ class Outcome:
 class QrCode:
     """A QR code of an MP attempt; ``content`` is what the code encodes (WeChat's ``url``)."""
 
-    session: BindingSession
+    session: BindingAttempt
     content: str
     ticket: str
 
@@ -69,7 +69,7 @@ class QrCode:
 
 @dataclass(frozen=True)
 class WecomLogin:
-    session: BindingSession
+    session: BindingAttempt
     url: str
 
 
@@ -77,9 +77,9 @@ def new_scene() -> str:
     return SCENE_PREFIX + secrets.token_hex(16)
 
 
-async def complete(repos: Repositories, session: BindingSession, wx_id: str, *, now: float) -> Outcome:
+async def complete(repos: Repositories, session: BindingAttempt, wx_id: str, *, now: float) -> Outcome:
     """Bind ``wx_id`` to the attempt's user and finish the attempt, on the caller's transaction."""
-    current = await repos.binding_sessions.get(session.id)
+    current = await repos.binding_attempts.get(session.id)
     if current is None or current.status != "pending":
         return Outcome(False, texts.SCENE_USED if session.kind == "mp" else texts.STATE_USED)
     account, username = session.account, session.username
@@ -93,13 +93,13 @@ async def complete(repos: Repositories, session: BindingSession, wx_id: str, *, 
         except WxIdTaken:
             refusal = texts.WX_ID_TAKEN
     if refusal is not None:
-        await repos.binding_sessions.finish(session.id, status="failed", now=now, wx_id=wx_id, message=refusal)
+        await repos.binding_attempts.finish(session.id, status="failed", now=now, wx_id=wx_id, message=refusal)
         log.info(
             "binding refused",
             extra={"account": account, "username": username, "wx_id": short_id(wx_id), "reason": refusal},
         )
         return Outcome(False, refusal)
-    await repos.binding_sessions.finish(session.id, status="bound", now=now, wx_id=wx_id, message=texts.BIND_OK)
+    await repos.binding_attempts.finish(session.id, status="bound", now=now, wx_id=wx_id, message=texts.BIND_OK)
     log.info("user bound", extra={"account": account, "username": username, "wx_id": short_id(wx_id)})
     return Outcome(True, texts.BIND_OK)
 
@@ -212,7 +212,7 @@ class BindingService:
         userid, problem = await self._exchange(session.account, code)
         async with self._store.transaction() as tx:
             if problem is not None:
-                if not await tx.binding_sessions.finish(session.id, status="failed", now=now, message=problem):
+                if not await tx.binding_attempts.finish(session.id, status="failed", now=now, message=problem):
                     return Outcome(False, texts.STATE_USED)
                 return Outcome(False, problem)
             return await complete(tx, session, userid, now=now)
@@ -223,14 +223,14 @@ class BindingService:
             log.info("user unbound", extra={"account": account, "username": username})
         return removed
 
-    async def session_for(self, account: str, username: str, session_id: str | None) -> BindingSession | None:
+    async def session_for(self, account: str, username: str, session_id: str | None) -> BindingAttempt | None:
         """The attempt a page watches: the one it names (if it is the user's), else the latest."""
         if session_id:
-            session = await self._store.binding_sessions.get(session_id)
+            session = await self._store.binding_attempts.get(session_id)
             if session is not None and session.account == account and session.username == username:
                 return session
             return None
-        return await self._store.binding_sessions.latest_for_user(account, username)
+        return await self._store.binding_attempts.latest_for_user(account, username)
 
     async def _refuse_if_bound(self, account: str, username: str) -> None:
         current = await self._store.bindings.get(account, username)
@@ -239,9 +239,9 @@ class BindingService:
 
     async def _new_session(
         self, account: AccountConfig, username: str, kind: AccountKind, scene: str
-    ) -> BindingSession:
+    ) -> BindingAttempt:
         now = self._clock()
-        session = BindingSession(
+        session = BindingAttempt(
             id=secrets.token_urlsafe(16),
             account=account.name,
             username=username,
@@ -250,15 +250,15 @@ class BindingService:
             created_at=now,
             expires_at=now + self._config.binding.qr_ttl_s,
         )
-        await self._store.binding_sessions.create(session)
+        await self._store.binding_attempts.create(session)
         return session
 
-    async def _wecom_session(self, state: str) -> BindingSession | None:
+    async def _wecom_session(self, state: str) -> BindingAttempt | None:
         if not STATE_RE.match(state):
             return None
         for account in self._config.accounts:
             if account.kind == "wecom":
-                session = await self._store.binding_sessions.by_scene(account.name, state)
+                session = await self._store.binding_attempts.by_scene(account.name, state)
                 if session is not None and session.kind == "wecom":
                     return session
         return None

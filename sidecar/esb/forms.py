@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from sidecar.errors import MalformedRequest
 from sidecar.esb import params as p
-from sidecar.esb.params import Message
+from sidecar.esb.message import Message
 
 Component = Literal["send_weixin", "send_msg", "send_mp_weixin", "send_qy_weixin"]
 Kind = Literal["any", "mp", "wecom"]

@@ -24,8 +24,8 @@ from common.logs import short_id
 from sidecar.config import MpAccount
 from sidecar.errors import WeChatError
 from sidecar.esb import template
+from sidecar.esb.message import Message
 from sidecar.esb.outcome import Delivery, Failure
-from sidecar.esb.params import Message
 from sidecar.metrics import SidecarMetrics
 from sidecar.wechat.api import WeChatApi
 from sidecar.wechat.tokens import TokenManager

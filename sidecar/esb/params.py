@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.errors import MalformedRequest
+from sidecar.esb.message import Message
 
 REQUIRED = "This field is required."
 NOT_A_LIST = "Must be a list"
@@ -45,19 +46,6 @@ class Field:
 
     def error(self, reason: str) -> MalformedRequest:
         return MalformedRequest(f"{self.label} [{self.name}] {reason}")
-
-
-@dataclass(frozen=True)
-class Message:
-    """The BlueKing message fields; ``date`` and ``remark`` may be empty."""
-
-    heading: str
-    message: str
-    date: str = ""
-    remark: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {"heading": self.heading, "message": self.message, "date": self.date, "remark": self.remark}
 
 
 # BlueKing's labels, per component form.
@@ -218,7 +206,6 @@ def idempotency_key(params: Mapping[str, Any], headers: Mapping[str, str]) -> st
 
 __all__ = [
     "Field",
-    "Message",
     "boolean",
     "choice",
     "data_object",

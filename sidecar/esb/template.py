@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sidecar.config import MpAccount
-from sidecar.esb.params import Message
+from sidecar.esb.message import Message
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from sidecar.config import WecomAccount
 from sidecar.errors import WeChatError
+from sidecar.esb.message import Message
 from sidecar.esb.outcome import Delivery, Failure
-from sidecar.esb.params import Message
 from sidecar.metrics import SidecarMetrics
 from sidecar.wechat.api import WeChatApi
 from sidecar.wechat.tokens import TokenManager

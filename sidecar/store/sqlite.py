@@ -26,8 +26,8 @@ import aiosqlite
 from sidecar.errors import NestedTransaction, StoreError, StoreUnavailable
 from sidecar.store.migrations import MIGRATIONS, Migration, check_order
 from sidecar.store.sqlite_binding import (
+    SqliteBindingAttemptStore,
     SqliteBindingLinkStore,
-    SqliteBindingSessionStore,
     SqliteBindingStore,
 )
 from sidecar.store.sqlite_repos import Scope, SqliteAuditStore, SqliteInboxStore, SqliteTokenStore
@@ -46,7 +46,7 @@ class _Repos:
         self.tokens = SqliteTokenStore(scope)
         self.inbox = SqliteInboxStore(scope)
         self.bindings = SqliteBindingStore(scope)
-        self.binding_sessions = SqliteBindingSessionStore(scope)
+        self.binding_attempts = SqliteBindingAttemptStore(scope)
         self.binding_links = SqliteBindingLinkStore(scope)
         self.audit = SqliteAuditStore(scope)
 

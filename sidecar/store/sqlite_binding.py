@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 import aiosqlite
 
-from sidecar.errors import StoreError, UserAlreadyBound, WxIdTaken
-from sidecar.store.interfaces import Binding, BindingLink, BindingSession, ImportResult, SessionStatus
+from sidecar.errors import BindingConflict, StoreError, UserAlreadyBound, WxIdTaken
+from sidecar.store.interfaces import Binding, BindingAttempt, BindingLink, ImportResult, SessionStatus
 from sidecar.store.sqlite_repos import Scope, change, fetch_all, fetch_one
 
 _BINDING_COLUMNS = "account, username, wx_id, active, bound_at, updated_at"
@@ -96,7 +96,7 @@ class SqliteBindingStore:
                 try:
                     await _bind(conn, row.account, row.username, row.wx_id, row.bound_at or now, active=row.active)
                     imported += 1
-                except StoreError as exc:
+                except BindingConflict as exc:
                     skipped.append((row.username, exc.detail))
         return ImportResult(imported, tuple(skipped))
 
@@ -135,22 +135,22 @@ async def _bind(
 _SESSION_COLUMNS = "id, account, username, kind, scene, created_at, expires_at, status, wx_id, message, finished_at"
 
 
-def _session(row: aiosqlite.Row) -> BindingSession:
-    return BindingSession(
+def _session(row: aiosqlite.Row) -> BindingAttempt:
+    return BindingAttempt(
         row[0], row[1], row[2], row[3], row[4], float(row[5]), float(row[6]), row[7], row[8], row[9], row[10]
     )
 
 
-def _session_row(s: BindingSession) -> tuple[object, ...]:
+def _session_row(s: BindingAttempt) -> tuple[object, ...]:
     return (s.id, s.account, s.username, s.kind, s.scene, s.created_at, s.expires_at, s.status, s.wx_id, s.message,
             s.finished_at)
 
 
-class SqliteBindingSessionStore:
+class SqliteBindingAttemptStore:
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
 
-    async def create(self, session: BindingSession) -> None:
+    async def create(self, session: BindingAttempt) -> None:
         s = session
         async with self._scope.unit(write=True) as conn:
             try:
@@ -163,16 +163,16 @@ class SqliteBindingSessionStore:
             except sqlite3.IntegrityError:
                 raise StoreError("binding session id or scene already exists") from None
 
-    async def get(self, session_id: str) -> BindingSession | None:
+    async def get(self, session_id: str) -> BindingAttempt | None:
         return await self._one("id = ?", (session_id,))
 
-    async def by_scene(self, account: str, scene: str) -> BindingSession | None:
+    async def by_scene(self, account: str, scene: str) -> BindingAttempt | None:
         return await self._one("account = ? AND scene = ?", (account, scene))
 
-    async def latest_for_user(self, account: str, username: str) -> BindingSession | None:
+    async def latest_for_user(self, account: str, username: str) -> BindingAttempt | None:
         return await self._one("account = ? AND username = ? ORDER BY created_at DESC, rowid DESC", (account, username))
 
-    async def _one(self, where: str, params: tuple[str, ...]) -> BindingSession | None:
+    async def _one(self, where: str, params: tuple[str, ...]) -> BindingAttempt | None:
         sql = f"SELECT {_SESSION_COLUMNS} FROM binding_sessions WHERE {where} LIMIT 1"  # noqa: S608 - fixed clauses
         async with self._scope.unit() as conn:
             row = await fetch_one(conn, sql, params)

@@ -219,7 +219,7 @@ async def test_expired_attempts_are_purged_by_housekeeping_a_day_later(alice: Ri
     later = alice.clock() + 600 + housekeeping.EXPIRED_KEEP_S + 1
     removed = await housekeeping.purge_once(alice.store, alice.app[CONFIG], later)
     assert removed["binding_sessions"] == 1
-    assert await alice.store.binding_sessions.by_scene("main", scene) is None
+    assert await alice.store.binding_attempts.by_scene("main", scene) is None
 
 
 def test_scene_format_is_prefix_and_128_random_bits() -> None:

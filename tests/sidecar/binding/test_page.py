@@ -38,7 +38,7 @@ async def test_page_mp_shows_inline_svg_qr_code_and_polls(alice: Rig) -> None:
 
 async def test_page_status_url_names_the_attempt_it_shows(alice: Rig) -> None:
     _, html, _ = await page(alice)
-    session = await alice.store.binding_sessions.by_scene("main", alice.last_scene())
+    session = await alice.store.binding_attempts.by_scene("main", alice.last_scene())
     assert session is not None
     assert f"session={session.id}" in str(config_of(html)["statusUrl"])
 

@@ -14,7 +14,7 @@ from contract import make_envelope, text_reply
 from sidecar.config import load_config
 from sidecar.errors import NestedTransaction, UserAlreadyBound, WxIdTaken
 from sidecar.housekeeping import purge_once
-from sidecar.store import AuditRecord, Binding, BindingLink, BindingSession, SqliteStore, open_sqlite_store
+from sidecar.store import AuditRecord, Binding, BindingAttempt, BindingLink, SqliteStore, open_sqlite_store
 from sidecar.store.migrations import MIGRATIONS, Migration, check_order
 from tests.sidecar.helpers import write_config
 
@@ -271,35 +271,35 @@ async def test_list_pages_by_account(store: SqliteStore) -> None:
 # binding sessions and links ---------------------------------------------------------------------
 
 
-def session(sid: str = "s1", scene: str = "bind_abc") -> BindingSession:
-    return BindingSession(sid, "main", "alice", "mp", scene, created_at=1.0, expires_at=100.0)
+def session(sid: str = "s1", scene: str = "bind_abc") -> BindingAttempt:
+    return BindingAttempt(sid, "main", "alice", "mp", scene, created_at=1.0, expires_at=100.0)
 
 
 async def test_session_create_and_find_by_scene(store: SqliteStore) -> None:
-    await store.binding_sessions.create(session())
-    found = await store.binding_sessions.by_scene("main", "bind_abc")
+    await store.binding_attempts.create(session())
+    found = await store.binding_attempts.by_scene("main", "bind_abc")
     assert found == session()
 
 
 async def test_session_finish_happens_once(store: SqliteStore) -> None:
-    await store.binding_sessions.create(session())
-    assert await store.binding_sessions.finish("s1", status="bound", now=2.0, wx_id="oA", message="绑定成功")
-    assert not await store.binding_sessions.finish("s1", status="failed", now=3.0, message="late")
-    found = await store.binding_sessions.get("s1")
+    await store.binding_attempts.create(session())
+    assert await store.binding_attempts.finish("s1", status="bound", now=2.0, wx_id="oA", message="绑定成功")
+    assert not await store.binding_attempts.finish("s1", status="failed", now=3.0, message="late")
+    found = await store.binding_attempts.get("s1")
     assert found is not None and (found.status, found.wx_id, found.finished_at) == ("bound", "oA", 2.0)
 
 
 async def test_session_finish_after_expiry_is_refused(store: SqliteStore) -> None:
-    await store.binding_sessions.create(session())
-    assert not await store.binding_sessions.finish("s1", status="bound", now=100.0, wx_id="oA")
+    await store.binding_attempts.create(session())
+    assert not await store.binding_attempts.finish("s1", status="bound", now=100.0, wx_id="oA")
 
 
 async def test_session_latest_for_user_is_the_newest(store: SqliteStore) -> None:
-    await store.binding_sessions.create(session("s1", "a"))
-    await store.binding_sessions.create(
-        BindingSession("s2", "main", "alice", "mp", "b", created_at=5.0, expires_at=100.0)
+    await store.binding_attempts.create(session("s1", "a"))
+    await store.binding_attempts.create(
+        BindingAttempt("s2", "main", "alice", "mp", "b", created_at=5.0, expires_at=100.0)
     )
-    latest = await store.binding_sessions.latest_for_user("main", "alice")
+    latest = await store.binding_attempts.latest_for_user("main", "alice")
     assert latest is not None and latest.id == "s2"
 
 
