@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
-	$(BIN)/mypy gateway sidecar contract common
+	$(BIN)/mypy gateway sidecar contract common devtools bench
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -23,7 +23,7 @@ from typing import Any
 
 from bench import gateway_bench, memory_bench, relay_bench, report
 from bench.procs import Processes, pin_self
-from bench.scale import FULL, QUICK
+from bench.scale import FULL, QUICK, Scale
 from bench.stack import Stack
 
 PARTS = ("gateway", "relay", "memory")
@@ -101,7 +101,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _run_part(part: str, stack: Stack, scale: Any, *, profile: bool) -> dict[str, Any]:
+def _run_part(part: str, stack: Stack, scale: Scale, *, profile: bool) -> dict[str, Any]:
     def log(line: str) -> None:
         print(line, flush=True)
 

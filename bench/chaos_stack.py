@@ -17,7 +17,6 @@ import secrets
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from devtools.stack import Stack, StackOptions
 from devtools.stack_config import MP_ACCOUNT, TEMPLATE_ID, MpMode
@@ -145,8 +144,8 @@ def write_extra_accounts(
 class ChaosStack(Stack):
     """A :class:`Stack` with three MP accounts: ``main`` (in ``mp_mode``), ``mp_plain``, ``mp_compat``."""
 
-    def __init__(self, workdir: Path, options: StackOptions | None = None, **kwargs: Any) -> None:
-        super().__init__(workdir, options, **kwargs)
+    def __init__(self, workdir: Path, options: StackOptions | None = None) -> None:
+        super().__init__(workdir, options)
         self.extra = (ExtraMpAccount("mp_plain", "plain"), ExtraMpAccount("mp_compat", "compat"))
 
     def write_configs(self) -> dict[str, Path]:

@@ -15,6 +15,7 @@ commit per callback.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ class Server:
     gateway: Gateway | None = None
 
 
-def run(stack: Stack, scale: Scale, log: Any = print, *, profile: bool = False) -> dict[str, Any]:
+def run(stack: Stack, scale: Scale, log: Callable[[str], None] = print, *, profile: bool = False) -> dict[str, Any]:
     """Measure every variant ``scale.rounds`` times; return figures, ratios and targets.
 
     With ``profile``, one more gateway run follows under py-spy (``bench.profile``).

@@ -197,7 +197,9 @@ class FakePullListener:
         return web.json_response({"acked": len(results)})
 
 
-async def serve_pull(listener: FakePullListener, port: int, start_sidecar: Any, timeout_s: float) -> None:
+async def serve_pull(
+    listener: FakePullListener, port: int, start_sidecar: Callable[[], None], timeout_s: float
+) -> None:
     runner = web.AppRunner(listener.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

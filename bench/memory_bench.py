@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ LOAD_MSG_ID = MSG_ID_BASE + 900_000_000
 IDLE_S = 3.0
 
 
-def run(stack: Stack, scale: Scale, log: Any = print) -> dict[str, Any]:
+def run(stack: Stack, scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
     load = under_load(stack, scale)
     log(
         f"  under load: idle {load['idle_mib']} MiB, peak {load['peak_mib']} MiB "

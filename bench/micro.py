@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl
 from bench import sdkstyle
 from bench.callbacks import APP_ID, ENCODING_AES_KEY, MSG_ID_BASE, TOKEN, generate
 from bench.procs import pin_self
-from bench.whatif_boot import parse_fields_with_expat
 from common.logs import JsonFormatter
 from contract import RelaySigner, dump_json, generate_secret, load_json, make_envelope, parse_results
 from gateway.metrics import GatewayMetrics
@@ -76,10 +75,6 @@ def steps() -> list[tuple[str, Callable[[], object], int]]:
         ("gateway: parse_fields, outer envelope", lambda: [parse_fields(b, max_bytes=LIMIT) for b in bodies], COUNT),
         ("gateway: AES decrypt + base64", lambda: [cipher.decrypt(o["Encrypt"]) for o in outers], COUNT),
         ("gateway: parse_fields, decrypted message", lambda: [parse_fields(i, max_bytes=LIMIT) for i in inners], COUNT),
-        ("whatif expat-fields: both parses", lambda: [
-            (parse_fields_with_expat(b, max_bytes=LIMIT), parse_fields_with_expat(i, max_bytes=LIMIT))
-            for b, i in zip(bodies, inners, strict=True)
-        ], COUNT),
         ("contract: make_envelope", lambda: [
             make_envelope("main", "mp", "safe", m, datetime.now(UTC)) for m in messages
         ], COUNT),

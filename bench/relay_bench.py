@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench import pull, steady
@@ -28,7 +30,7 @@ from bench.steady import percentile
 STEADY_MSG_ID = MSG_ID_BASE + 800_000_000
 
 
-def run(stack: Stack, scale: Scale, log: Any = print) -> dict[str, Any]:
+def run(stack: Stack, scale: Scale, log: Callable[[str], None] = print) -> dict[str, Any]:
     push = drain_push(stack, scale.backlog)
     log(f"  push drain: {push['events_per_s']:.0f} events/s ({push['events']} events in {push['seconds']:.1f} s)")
     pulled = drain_pull(stack, scale.backlog)
@@ -44,7 +46,7 @@ def run(stack: Stack, scale: Scale, log: Any = print) -> dict[str, Any]:
     return {"push_drain": push, "pull_drain": pulled, "steady": runs}
 
 
-def prefill(stack: Stack, name: str, events: int) -> tuple[Any, float]:
+def prefill(stack: Stack, name: str, events: int) -> tuple[Path, float]:
     """A spool file holding ``events`` pending events (built on the load core)."""
     path = stack.workdir / f"{name}.sqlite3"
     started = time.monotonic()

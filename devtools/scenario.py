@@ -90,11 +90,15 @@ class Browser:
     async def close(self) -> None:
         await self.session.close()
 
-    async def get_json(self, url: str) -> Any:
+    async def get_json(self, url: str) -> dict[str, Any]:
+        """The JSON object a page's script would read; anything else fails the step."""
         async with self.session.get(url) as response:
             if response.status != 200:
                 raise StepFailed(f"GET {_path(url)} answered HTTP {response.status}: {(await response.text())[:120]}")
-            return await response.json(content_type=None)
+            answer = await response.json(content_type=None)
+        if not isinstance(answer, dict):
+            raise StepFailed(f"GET {_path(url)} answered {type(answer).__name__}, not a JSON object")
+        return answer
 
     async def get_page(self, url: str) -> str:
         async with self.session.get(url) as response:
@@ -205,7 +209,7 @@ class Scenario:
     def credentials(self) -> dict[str, str]:
         return {"bk_app_code": CLIENT_APP_CODE, "bk_app_secret": self.stack.ids.client_secret}
 
-    async def post_api(self, path: str, body: dict[str, Any]) -> Any:
+    async def post_api(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async with self.http.post(self.sidecar(path), json={**self.credentials(), **body}) as response:
             answer = await response.json(content_type=None)
         if response.status != 200 or not isinstance(answer, dict):
@@ -237,7 +241,7 @@ class Scenario:
             await asyncio.sleep(0.2)
         raise StepFailed(f"get_bind_status did not report the binding within {STATUS_TIMEOUT_S:.0f} s")
 
-    async def send_weixin(self, username: str, *, account: str | None = None) -> Any:
+    async def send_weixin(self, username: str, *, account: str | None = None) -> dict[str, Any]:
         now = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
         data = {"heading": "磁盘空间不足", "message": "web-01 /data 已用 93%", "date": now}
         body = {"receiver__username": username, "data": data, **({"account": account} if account else {})}

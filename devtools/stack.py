@@ -285,7 +285,7 @@ class Stack:
             response.raise_for_status()
             return Metrics.parse(await response.text())
 
-    async def sidecar_rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    async def sidecar_rows(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         """Rows from the sidecar's SQLite file, opened read-only (the sidecar may be running)."""
         return await asyncio.to_thread(_query_read_only, self.sidecar_db, sql, params)
 
@@ -340,7 +340,7 @@ async def _answers(session: aiohttp.ClientSession, url: str) -> bool:
     return False
 
 
-def _query_read_only(path: Path, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+def _query_read_only(path: Path, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
     connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
     try:
         return list(connection.execute(sql, tuple(params)).fetchall())

@@ -14,10 +14,11 @@ from aiohttp import web
 
 from devtools.emulator.errors import AdminError, NotFound
 from devtools.emulator.keys import BACKGROUND, PUSHER, WORLD
+from devtools.emulator.records import Call, Delivery, Push
 from devtools.emulator.state import Clock, World
 
 
-def reply(data: Any, status: int = 200) -> web.Response:
+def reply(data: object, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, ensure_ascii=False))
 
 
@@ -42,7 +43,9 @@ def _since(request: web.Request) -> int:
     return int(value)
 
 
-def _filtered(items: Iterable[Any], request: web.Request, names: tuple[str, ...]) -> list[dict[str, Any]]:
+def _filtered(
+    items: Iterable[Delivery | Call | Push], request: web.Request, names: tuple[str, ...]
+) -> list[dict[str, Any]]:
     """Records as JSON, keeping those whose fields equal every filter given in the query string."""
     since = _since(request)
     wanted = {n: request.query[n] for n in names if n in request.query}

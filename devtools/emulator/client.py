@@ -18,9 +18,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+
+_Part = TypeVar("_Part", list[Any], dict[str, Any])
+JsonObject = dict[str, Any]
+"""An admin API answer: a decoded JSON object (its values are JSON, hence ``Any``)."""
 
 
 class EmulatorClientError(Exception):
@@ -52,7 +56,10 @@ class EmulatorClient:
             await self._session.close()
             self._session = None
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None, **query: Any) -> Any:
+    async def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, /, **query: str | int | None
+    ) -> JsonObject:
+        """The decoded answer; every admin endpoint answers a JSON object, so anything else is refused."""
         if self._session is None:
             raise RuntimeError("use EmulatorClient as an async context manager, or pass a session")
         params = {k: str(v) for k, v in query.items() if v is not None}
@@ -60,76 +67,89 @@ class EmulatorClient:
             data = await resp.json(content_type=None)
             if resp.status >= 400:
                 raise EmulatorClientError(resp.status, data.get("error", "") if isinstance(data, dict) else str(data))
+            if not isinstance(data, dict):
+                raise EmulatorClientError(resp.status, f"expected a JSON object, got {type(data).__name__}")
             return data
 
+    async def _part(self, path: str, key: str, kind: type[_Part], /, **query: str | int | None) -> _Part:
+        """One member of a GET answer (``{"calls": [...]}`` -> the list), checked to be a ``kind``."""
+        value = (await self._call("GET", path, **query)).get(key)
+        if not isinstance(value, kind):
+            raise EmulatorClientError(200, f"expected {key!r} to be a JSON {kind.__name__}")
+        return value
+
     @staticmethod
-    def _target(app: str | None, corp: str | None, agentid: int | None) -> dict[str, Any]:
+    def _target(app: str | None, corp: str | None, agentid: int | None) -> dict[str, str | int]:
         return {k: v for k, v in (("app", app), ("corp", corp), ("agentid", agentid)) if v is not None}
 
     # control
-    async def health(self) -> Any:
+    async def health(self) -> JsonObject:
         return await self._call("GET", "/health")
 
-    async def config(self) -> Any:
+    async def config(self) -> JsonObject:
         return await self._call("GET", "/config")
 
-    async def reset(self) -> Any:
+    async def reset(self) -> JsonObject:
         return await self._call("POST", "/reset")
 
-    async def advance_clock(self, seconds: float) -> Any:
+    async def advance_clock(self, seconds: float) -> JsonObject:
         return await self._call("POST", "/clock", {"advance_s": seconds})
 
-    async def add_fault(self, path: str, kind: str, *, times: int | None = 1, **spec: Any) -> Any:
+    async def add_fault(self, path: str, kind: str, *, times: int | None = 1, **spec: object) -> JsonObject:
         return await self._call("POST", "/faults", {"path": path, "kind": kind, "times": times, **spec})
 
-    async def faults(self) -> Any:
-        return (await self._call("GET", "/faults"))["faults"]
+    async def faults(self) -> list[JsonObject]:
+        return await self._part("/faults", "faults", list)
 
-    async def clear_faults(self) -> Any:
+    async def clear_faults(self) -> JsonObject:
         return await self._call("DELETE", "/faults")
 
-    async def revoke_tokens(self, errcode: int = 40001, app: str | None = None) -> Any:
+    async def revoke_tokens(self, errcode: int = 40001, app: str | None = None) -> JsonObject:
         return await self._call("POST", "/tokens/revoke", {"errcode": errcode, **({"app": app} if app else {})})
 
     # inspection
-    async def token_counts(self) -> Any:
-        return (await self._call("GET", "/tokens"))["counts"]
+    async def token_counts(self) -> dict[str, dict[str, int]]:
+        """Successful token fetches: ``{appid or corpid: {kind: count}}``."""
+        return await self._part("/tokens", "counts", dict)
 
-    async def calls(self, **filters: Any) -> Any:
-        return (await self._call("GET", "/calls", **filters))["calls"]
+    async def calls(self, **filters: str | int) -> list[JsonObject]:
+        return await self._part("/calls", "calls", list, **filters)
 
-    async def deliveries(self, **filters: Any) -> Any:
-        return (await self._call("GET", "/deliveries", **filters))["deliveries"]
+    async def deliveries(self, **filters: str | int) -> list[JsonObject]:
+        return await self._part("/deliveries", "deliveries", list, **filters)
 
-    async def phones(self) -> Any:
-        return (await self._call("GET", "/phones"))["phones"]
+    async def phones(self) -> dict[str, list[JsonObject]]:
+        """What every phone shows, by person."""
+        return await self._part("/phones", "phones", dict)
 
-    async def phone(self, name: str) -> Any:
-        return (await self._call("GET", f"/phones/{name}"))["messages"]
+    async def phone(self, name: str) -> list[JsonObject]:
+        return await self._part(f"/phones/{name}", "messages", list)
 
-    async def pushes(self, **filters: Any) -> Any:
-        return (await self._call("GET", "/pushes", **filters))["pushes"]
+    async def pushes(self, **filters: str | int) -> list[JsonObject]:
+        return await self._part("/pushes", "pushes", list, **filters)
 
-    async def push(self, push_id: int) -> Any:
+    async def push(self, push_id: int) -> JsonObject:
         return await self._call("GET", f"/pushes/{push_id}")
 
-    async def qrcodes(self) -> Any:
-        return (await self._call("GET", "/qrcodes"))["qrcodes"]
+    async def qrcodes(self) -> list[JsonObject]:
+        return await self._part("/qrcodes", "qrcodes", list)
 
-    async def users(self) -> Any:
-        return (await self._call("GET", "/users"))["users"]
+    async def users(self) -> list[JsonObject]:
+        return await self._part("/users", "users", list)
 
     # people
-    async def add_user(self, name: str, **fields: Any) -> Any:
+    async def add_user(self, name: str, **fields: object) -> JsonObject:
         return await self._call("POST", "/users", {"name": name, **fields})
 
-    async def follow(self, name: str, app: str | None = None, *, wait: bool = True) -> Any:
+    async def follow(self, name: str, app: str | None = None, *, wait: bool = True) -> JsonObject:
         return await self._call("POST", f"/users/{name}/follow", {**self._target(app, None, None), "wait": wait})
 
-    async def unsubscribe(self, name: str, app: str | None = None, *, wait: bool = True) -> Any:
+    async def unsubscribe(self, name: str, app: str | None = None, *, wait: bool = True) -> JsonObject:
         return await self._call("POST", f"/users/{name}/unsubscribe", {**self._target(app, None, None), "wait": wait})
 
-    async def scan(self, name: str, *, ticket: str | None = None, qr_url: str | None = None, wait: bool = True) -> Any:
+    async def scan(
+        self, name: str, *, ticket: str | None = None, qr_url: str | None = None, wait: bool = True
+    ) -> JsonObject:
         body = {k: v for k, v in (("ticket", ticket), ("qr_url", qr_url)) if v is not None}
         return await self._call("POST", f"/users/{name}/scan", {**body, "wait": wait})
 
@@ -142,7 +162,7 @@ class EmulatorClient:
         corp: str | None = None,
         agentid: int | None = None,
         wait: bool = True,
-    ) -> Any:
+    ) -> JsonObject:
         body = {"content": content, **self._target(app, corp, agentid), "wait": wait}
         return await self._call("POST", f"/users/{name}/text", body)
 
@@ -155,19 +175,19 @@ class EmulatorClient:
         corp: str | None = None,
         agentid: int | None = None,
         wait: bool = True,
-    ) -> Any:
+    ) -> JsonObject:
         body = {"fields": fields, **self._target(app, corp, agentid), "wait": wait}
         return await self._call("POST", f"/users/{name}/event", body)
 
-    async def wecom_login(self, name: str, login_url: str | None = None, **fields: Any) -> Any:
+    async def wecom_login(self, name: str, login_url: str | None = None, **fields: str | int) -> JsonObject:
         """``login_url`` as the app built it, or ``redirect_uri=``, ``state=``, ``corp=``, ``agentid=``."""
         body = {"login_url": login_url} if login_url is not None else fields
         return await self._call("POST", f"/users/{name}/wecom-login", body)
 
-    async def verify_mp(self, appid: str) -> Any:
+    async def verify_mp(self, appid: str) -> JsonObject:
         return await self._call("POST", f"/mp/{appid}/verify")
 
-    async def verify_wecom(self, corpid: str, agentid: int) -> Any:
+    async def verify_wecom(self, corpid: str, agentid: int) -> JsonObject:
         return await self._call("POST", f"/wecom/{corpid}/{agentid}/verify")
 
 

@@ -24,8 +24,12 @@ MAX_QR_EXPIRE_S = 2_592_000
 _QR_ACTIONS = ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE")
 
 
-def _credentials(request: web.Request, appid: Any, secret: Any, grant_type: Any) -> MpApp:
-    """The app whose appid and secret these are, or WeChat's error for the first thing wrong."""
+def _credentials(request: web.Request, appid: object, secret: object, grant_type: object) -> MpApp:
+    """The app whose appid and secret these are, or WeChat's error for the first thing wrong.
+
+    The values are unchecked (a query string or a JSON body), hence ``object``: each is narrowed
+    here, in the order WeChat reports its errors.
+    """
     if not appid:
         raise ApiError(41002, "appid missing")
     if not secret:
@@ -172,7 +176,7 @@ async def custom_send(request: web.Request) -> web.Response:
     return ok()
 
 
-def _scene(action: str, info: Any) -> str:
+def _scene(action: str, info: object) -> str:
     scene = info.get("scene") if isinstance(info, dict) else None
     if not isinstance(scene, dict):
         raise ApiError(40053, "invalid action info")

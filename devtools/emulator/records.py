@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 SERVICE_ERROR = "该公众号暂时无法提供服务，请稍后再试"
 
@@ -37,6 +37,15 @@ class Delivery:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class DeliveryExtras(TypedDict, total=False):
+    """The optional :class:`Delivery` fields, so ``World.deliver(**extras)`` is checked against them."""
+
+    detail: dict[str, Any]
+    reason: str
+    agentid: int | None
+    msgid: str
 
 
 @dataclass

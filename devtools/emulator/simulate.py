@@ -99,7 +99,7 @@ def wecom_text(
 Target = MpApp | tuple[WecomCorp, WecomAgent]
 
 
-def custom(world: World, pusher: Pusher, person: Person, target: Target, extra: Any) -> Prepared:
+def custom(world: World, pusher: Pusher, person: Person, target: Target, extra: object) -> Prepared:
     """Any event or message: the caller's fields over the sender/receiver/time WeChat fills in."""
     if not isinstance(extra, dict) or not extra.get("MsgType"):
         raise AdminError('"fields" must be an object with at least MsgType')

@@ -13,13 +13,16 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devtools.emulator.config import EmulatorConfig, MpApp, User, WecomAgent, WecomCorp
 from devtools.emulator.errors import AdminError, ApiError, Conflict, NotFound
 from devtools.emulator.faults import FaultBook
-from devtools.emulator.records import Channel, Delivery, DeliveryStatus, Records
+from devtools.emulator.records import Channel, Delivery, DeliveryExtras, DeliveryStatus, Records
 from devtools.emulator.tokens import TokenBook
+
+if TYPE_CHECKING:  # only for the annotation: typing.Unpack on **kwargs is Python 3.12
+    from typing_extensions import Unpack
 
 
 class Clock:
@@ -94,7 +97,7 @@ class World:
         self.codes: dict[str, LoginCode] = {}
         self.client_msg_ids: dict[tuple[str, str, str], tuple[float, int]] = {}
         self.wecom_sent: dict[tuple[str, int, str], deque[float]] = defaultdict(deque)
-        self.wecom_recent: dict[tuple[Any, ...], float] = {}
+        self.wecom_recent: dict[tuple[str, int, str, str], float] = {}  # (corpid, agentid, userid, content)
         self._by_openid: dict[tuple[str, str], str] = {}
         self._by_userid: dict[tuple[str, str], str] = {}
         self._msgid = 2_000_000_000 + secrets.randbelow(10**8)
@@ -252,7 +255,7 @@ class World:
         to: str,
         text: str,
         status: DeliveryStatus = "delivered",
-        **extra: Any,
+        **extra: Unpack[DeliveryExtras],
     ) -> Delivery:
         """Record what a phone shows (or would have shown, for dropped and duplicate sends)."""
         delivery = Delivery(

@@ -53,7 +53,7 @@ def _caller(request: web.Request) -> tuple[World, WecomCorp, WecomAgent]:
     return world, corp, agent
 
 
-def _content(msgtype: Any, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _content(msgtype: object, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """What the member's phone shows, applying WeCom's size rules (truncate or refuse)."""
     part = body.get(msgtype) if isinstance(msgtype, str) else None
     if msgtype not in ("text", "textcard", "markdown"):
