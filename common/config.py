@@ -39,8 +39,13 @@ class Secret:
         return self._value
 
     def matches(self, candidate: str) -> bool:
-        """Constant-time comparison against a caller-supplied value."""
-        return hmac.compare_digest(self._value.encode("utf-8"), candidate.encode("utf-8"))
+        """Constant-time comparison against a caller-supplied value.
+
+        A caller's value may hold a lone surrogate (JSON's ``"\\ud800"``), which plain UTF-8
+        cannot encode: ``surrogatepass`` turns it into bytes no configured secret has, so it is a
+        mismatch like any other, never an exception (finding F8, docs/SECURITY.md).
+        """
+        return hmac.compare_digest(self._value.encode("utf-8"), candidate.encode("utf-8", "surrogatepass"))
 
     def __repr__(self) -> str:
         return "Secret('********')"

@@ -12,9 +12,15 @@ import logging
 import secrets
 import sys
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+# What json.dumps(ensure_ascii=False) leaves raw but line-oriented log shippers split on: the C1
+# controls (U+0080-U+009F, NEL U+0085 among them) and the Unicode line and paragraph separators.
+# Escaped as \uXXXX they stay the same JSON string (finding F7, docs/SECURITY.md).
+_LINE_BREAKERS = MappingProxyType({code: f"\\u{code:04x}" for code in (*range(0x80, 0xA0), 0x2028, 0x2029)})
 
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()) | {"message", "asctime"}
 
@@ -33,7 +39,11 @@ def short_id(value: str | None) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """Render a record as one JSON line; extra fields passed with ``extra=`` become keys."""
+    """Render a record as one JSON line; extra fields passed with ``extra=`` become keys.
+
+    One line whatever a value holds: request paths and headers reach the log, and a raw U+2028
+    in them would cut the record in two for a shipper that splits on Unicode line breaks.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -49,7 +59,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             entry["exc_type"] = record.exc_info[0].__name__
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json.dumps(entry, ensure_ascii=False, default=str).translate(_LINE_BREAKERS)
 
 
 def setup_logging(level: str = "info") -> None:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from common.config import ConfigError
+from common.http_server import AppRunner
 from common.logs import setup_logging
 from gateway.app import create_app
 from gateway.config import GatewayConfig, load_config
@@ -65,9 +66,7 @@ async def serve(config: GatewayConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(
-        create_app(config), shutdown_timeout=config.server.shutdown_timeout_s, access_log=None
-    )
+    runner = AppRunner(create_app(config), shutdown_timeout=config.server.shutdown_timeout_s, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.server.host, config.server.port)

@@ -1,7 +1,8 @@
 """``python -m sidecar --config sidecar.toml [--check]`` (console script ``wx-sidecar``).
 
-Without a sub-command it runs the sidecar until SIGINT/SIGTERM (aiohttp's ``run_app`` turns
-both into a clean shutdown: cleanup contexts close the store and stop background tasks).
+Without a sub-command it runs the sidecar until SIGINT/SIGTERM (``common.http_server`` turns
+both into a clean shutdown: cleanup contexts close the store and stop background tasks; it also
+answers requests aiohttp's parser refuses without logging or echoing them).
 ``--check`` validates the config and exits 0 printing ``ok``, or 2 printing one line per
 problem. Sub-commands (``python -m sidecar --config … bindings list``) come from feature modules:
 each exposes ``add_commands(subparsers)`` registering parsers with
@@ -12,14 +13,14 @@ each exposes ``add_commands(subparsers)`` registering parsers with
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from common.config import ConfigError
+from common.http_server import run_until_signalled
 from common.logs import setup_logging
 from sidecar.app import create_app
 from sidecar.binding import cli as bindings_cli
@@ -65,14 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(config: SidecarConfig) -> int:
     setup_logging(config.log_level)
-    web.run_app(
-        create_app(config),
-        host=config.server.host,
-        port=config.server.port,
-        shutdown_timeout=config.server.shutdown_timeout_s,
-        access_log=None,
-        print=None,
+    server = config.server
+    running = run_until_signalled(
+        create_app(config), host=server.host, port=server.port, shutdown_timeout=server.shutdown_timeout_s
     )
+    asyncio.run(running)
     return EXIT_OK
 
 

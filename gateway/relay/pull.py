@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 import contract
+from common.http_server import AppRunner
 from gateway.config import RelayConfig
 from gateway.errors import SpoolUnavailable
 from gateway.metrics import GatewayMetrics
@@ -62,7 +63,7 @@ class PullRelay:
         self._metrics = metrics
         self._verifier = contract.RelayVerifier([s.reveal() for s in relay.secrets], clock=clock)
         self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
+        self._runner: AppRunner | None = None
         self._address: tuple[str, int] | None = None
 
     def __repr__(self) -> str:
@@ -80,7 +81,7 @@ class PullRelay:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.build_app(), shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        self._runner = AppRunner(self.build_app(), shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._relay.pull_host, self._relay.pull_port)
         try:

@@ -9,6 +9,11 @@ Three ways in, all checked against ``[[clients]]``:
   data=<raw body> when there is one))`` — what BlueKing's SDKs send — with ``bk_timestamp``
   within 300 s and ``bk_nonce`` not seen before in the window.
 
+A signed request must read one way only, since the handler reads what the signature covers: a
+query key given twice (the SDKs send a dict, so never twice) or a query ``data`` beside a body
+(the canonical string's ``data`` is the body) is refused as a bad signature. Otherwise a captured
+request could be altered by prefixing a repeated key (finding F5, docs/SECURITY.md).
+
 Seen nonces are kept in this process only: a replica that did not see the first request would
 accept a replay inside the window. Secrets are compared in constant time.
 """
@@ -20,7 +25,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -117,6 +122,7 @@ class CallerAuth:
         now = self._clock()
         if abs(now - int(stamp)) > self._window_s:
             raise StaleSignature(f"bk_timestamp outside the {self._window_s} s window")
+        _require_one_reading(query, body)
         expected = signature(client.app_secret.reveal(), method, path, query, body)
         if not hmac.compare_digest(expected.encode("ascii"), offered.encode("utf-8", "replace")):
             raise BadSignature("bk_signature does not match")
@@ -142,6 +148,20 @@ def signature(secret: str, method: str, path: str, query: Mapping[str, str], bod
     canonical = "&".join(f"{k}={v}" for k, v in sorted(fields.items()))
     message = f"{method.upper()}{path}?{canonical}".encode()
     return base64.b64encode(hmac.new(secret.encode("utf-8"), message, hashlib.sha1).digest()).decode("ascii")
+
+
+def _require_one_reading(query: Mapping[str, str], body: bytes) -> None:
+    """Refuse a signed query the signature and the handler could read differently.
+
+    ``query`` may be a multidict, whose ``items()`` yield a key once per value (its keys and
+    iteration yield it once): the signature would cover the last value while ``read_params``
+    hands the handler the first.
+    """
+    repeated = sorted(key for key, count in Counter(key for key, _ in query.items()).items() if count > 1)
+    if repeated:
+        raise BadSignature(f"bk_signature cannot cover a repeated parameter: {', '.join(repeated)[:64]}")
+    if body and "data" in query:
+        raise BadSignature("bk_signature cannot cover a query parameter data beside a body")
 
 
 def _text(params: Mapping[str, Any], *names: str) -> str:
