@@ -1,7 +1,8 @@
 """``python -m gateway --config gateway.toml [--check]`` (also the ``wx-gateway`` script).
 
 Exit codes: 0 after a clean shutdown or a passing ``--check``; 2 when the configuration has
-problems (one line each on stderr); 1 when the gateway cannot start (spool, port).
+problems (one line each on stderr); 1 when the gateway cannot start (spool, port). A secret file
+that group or others may read is a warning, not a problem: on stderr in ``--check``, logged at start.
 SIGTERM and SIGINT stop accepting connections, let requests in flight finish (up to
 ``server.shutdown_timeout_s``), stop the relay, let the spool finish its last group commit,
 and exit 0.
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from common.config import ConfigError
+from common.config import ConfigError, secret_file_warnings
 from common.logs import setup_logging
 from gateway.app import create_app
 from gateway.config import GatewayConfig, load_config
@@ -40,10 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
+    warnings = secret_file_warnings(args.config)
     if args.check:
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print("ok")
         return 0
     setup_logging(config.log_level)
+    for warning in warnings:
+        log.warning("secret file is not private", extra={"reason": warning})
     try:
         asyncio.run(serve(config))
     except (GatewayError, OSError) as exc:  # spool cannot open, port taken: one line, no traceback

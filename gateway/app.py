@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from common.headers import plain_server_header
 from gateway.config import GatewayConfig
 from gateway.health import setup_health
 from gateway.keys import CLOCK, CONFIG, METRICS, RELAY, SPOOL
@@ -30,6 +31,7 @@ SPOOL_STORE: web.AppKey[Spool] = web.AppKey("spool_store", Spool)
 def create_app(config: GatewayConfig, *, clock: Callable[[], float] = time.time) -> web.Application:
     """Build the app for ``config``; ``clock`` (unix seconds) drives freshness and timestamps."""
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[edge])
+    app.on_response_prepare.append(plain_server_header)
     app[CONFIG] = config
     app[METRICS] = GatewayMetrics()
     app[CLOCK] = clock

@@ -3,7 +3,8 @@
 Without a sub-command it runs the sidecar until SIGINT/SIGTERM (aiohttp's ``run_app`` turns
 both into a clean shutdown: cleanup contexts close the store and stop background tasks).
 ``--check`` validates the config and exits 0 printing ``ok``, or 2 printing one line per
-problem. Sub-commands (``python -m sidecar --config … bindings list``) come from feature modules:
+problem; secret files group or others may read are warnings (stderr in ``--check``, logged at
+start), not problems. Sub-commands (``python -m sidecar --config … bindings list``) come from feature modules:
 each exposes ``add_commands(subparsers)`` registering parsers with
 ``parser.set_defaults(command=fn)`` where ``fn(config, args) -> int``, and is listed in
 ``COMMAND_MODULES`` below — one line per feature.
@@ -12,6 +13,7 @@ each exposes ``add_commands(subparsers)`` registering parsers with
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,11 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
-from common.config import ConfigError
+from common.config import ConfigError, secret_file_warnings
 from common.logs import setup_logging
 from sidecar.app import create_app
 from sidecar.binding import cli as bindings_cli
 from sidecar.config import SidecarConfig, load_config
+
+log = logging.getLogger("sidecar")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -54,17 +58,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
+    warnings = secret_file_warnings(args.config)
     if args.check:
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print("ok")
         return EXIT_OK
     command: Callable[[SidecarConfig, argparse.Namespace], int] | None = getattr(args, "command", None)
     if command is not None:
         return command(config, args)
-    return serve(config)
+    return serve(config, warnings)
 
 
-def serve(config: SidecarConfig) -> int:
+def serve(config: SidecarConfig, warnings: Sequence[str] = ()) -> int:
+    """Run until SIGINT/SIGTERM; ``warnings`` (secret files others may read) are logged first."""
     setup_logging(config.log_level)
+    for warning in warnings:
+        log.warning("secret file is not private", extra={"reason": warning})
     web.run_app(
         create_app(config),
         host=config.server.host,

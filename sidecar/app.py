@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from common import logs
+from common.headers import plain_server_header
 from sidecar import binding, esb
 from sidecar.bk.callers import CallerAuth
 from sidecar.config import SidecarConfig
@@ -87,6 +88,7 @@ def create_app(
         middlewares=[request_context_middleware, error_middleware],
         client_max_size=config.server.max_body_bytes,
     )
+    app.on_response_prepare.append(plain_server_header)
     metrics = SidecarMetrics()
     app[CONFIG] = config
     app[CLOCK] = clock

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from common.config import Network, Secret, Section, load, parse_listen, parse_networks
+from common.config import Network, Secret, Section, load, mask_url, parse_listen, parse_networks
 from contract import secret_problem
 
 AccountKind = Literal["mp", "wecom"]
@@ -229,7 +229,7 @@ def _check_accounts(root: Section, accounts: tuple[AccountConfig, ...]) -> None:
 def _url(s: Section, name: str, default: Any) -> str:
     value = s.text(name, default)
     if isinstance(value, str) and value and not URL_RE.match(value):
-        s.problem(name, f"must be an http:// or https:// URL (got {value!r})")
+        s.problem(name, f"must be an http:// or https:// URL (got {mask_url(value)!r})")
     return value.rstrip("/") if isinstance(value, str) else ""
 
 
@@ -251,7 +251,7 @@ def _store(s: Section) -> StoreConfig:
     if isinstance(url, str):
         scheme, sep, rest = url.partition(":///")
         if not sep or scheme != "sqlite" or not rest:
-            s.problem("url", f'must be "sqlite:///relative/path" or "sqlite:////absolute/path" (got {url!r})')
+            s.problem("url", f'must be "sqlite:///relative/path" or "sqlite:////absolute/path" (got {mask_url(url)!r})')
         else:
             path = s.base_dir / rest  # an absolute rest ("/abs") replaces the base
     return StoreConfig(
