@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
 from aiohttp import web
 
+from common import listener
 from common.config import ConfigError, secret_file_warnings
 from common.logs import setup_logging
 from gateway.app import create_app
@@ -66,26 +66,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def serve(config: GatewayConfig) -> None:
-    """Run until SIGTERM or SIGINT, then shut down in order (see the module docstring)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(
-        create_app(config), shutdown_timeout=config.server.shutdown_timeout_s, access_log=None
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, config.server.host, config.server.port)
-        await site.start()
-        for address in runner.addresses:
-            log.info("listening", extra={"host": address[0], "port": address[1]})
-        await stop.wait()
-        log.info("stopping: finishing requests in flight and spool commits")
-    finally:
-        await runner.cleanup()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+    """Run until SIGTERM or SIGINT, then shut down in order (see the module docstring).
+
+    The listener runs under ``server.max_connections`` (``common.listener``); the body deadline
+    is the app's ``body_limits`` middleware.
+    """
+    runner = web.AppRunner(create_app(config), shutdown_timeout=config.server.shutdown_timeout_s, access_log=None)
+    server = config.server
+    await listener.serve(runner, server.host, server.port, server.max_connections)
     log.info("stopped")
 
 

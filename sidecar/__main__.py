@@ -1,7 +1,8 @@
 """``python -m sidecar --config sidecar.toml [--check]`` (console script ``wx-sidecar``).
 
-Without a sub-command it runs the sidecar until SIGINT/SIGTERM (aiohttp's ``run_app`` turns
-both into a clean shutdown: cleanup contexts close the store and stop background tasks).
+Without a sub-command it runs the sidecar until SIGINT/SIGTERM (both are a clean shutdown:
+cleanup contexts close the store and stop background tasks), its listener under
+``server.max_connections`` (``common.listener``).
 ``--check`` validates the config and exits 0 printing ``ok``, or 2 printing one line per
 problem; secret files group or others may read are warnings (stderr in ``--check``, logged at
 start), not problems. Sub-commands (``python -m sidecar --config … bindings list``) come from feature modules:
@@ -13,6 +14,7 @@ each exposes ``add_commands(subparsers)`` registering parsers with
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -21,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common import listener
 from common.config import ConfigError, secret_file_warnings
 from common.logs import setup_logging
 from sidecar.app import create_app
@@ -75,14 +78,9 @@ def serve(config: SidecarConfig, warnings: Sequence[str] = ()) -> int:
     setup_logging(config.log_level)
     for warning in warnings:
         log.warning("secret file is not private", extra={"reason": warning})
-    web.run_app(
-        create_app(config),
-        host=config.server.host,
-        port=config.server.port,
-        shutdown_timeout=config.server.shutdown_timeout_s,
-        access_log=None,
-        print=None,
-    )
+    runner = web.AppRunner(create_app(config), shutdown_timeout=config.server.shutdown_timeout_s, access_log=None)
+    server = config.server
+    asyncio.run(listener.serve(runner, server.host, server.port, server.max_connections))
     return EXIT_OK
 
 

@@ -54,6 +54,8 @@ class ServerConfig:
     public_url: str = "http://127.0.0.1:8081"  # base of redirect URIs and links shown to users
     max_body_bytes: int = 1024 * 1024
     shutdown_timeout_s: float = 10.0
+    body_timeout_s: float = 15.0  # a request body must be complete this long after its headers
+    max_connections: int = 1000  # open connections served at once (at most half the open-file limit)
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,8 @@ def _server(s: Section) -> ServerConfig:
         public_url=_url(s, "public_url", f"http://{shown}:{port}"),
         max_body_bytes=s.integer("max_body_bytes", 1024 * 1024, min=1024, max=64 * 1024 * 1024),
         shutdown_timeout_s=s.number("shutdown_timeout_s", 10.0, min=0.1, max=120),
+        body_timeout_s=s.number("body_timeout_s", 15.0, min=0.1, max=300),
+        max_connections=s.integer("max_connections", 1000, min=1, max=1_000_000),
     )
 
 
