@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -186,6 +187,9 @@ class Section:
             except OSError as exc:
                 self.problem(name, f"cannot read secret file {file_path}: {exc.strerror}")
                 return None
+            except UnicodeDecodeError:  # the bytes are the secret: say where, never what
+                self.problem(name, f"secret file {file_path} is not UTF-8 text")
+                return None
         else:
             self.problem(name, 'must be a string, { env = "VAR" } or { file = "path" }')
             return None
@@ -219,6 +223,62 @@ class Section:
             self.problem(name, "unknown key")
         for child in self._children:
             child.check_known()
+
+
+def secret_file_warnings(path: Path) -> list[str]:
+    """One line per ``{ file = "..." }`` secret that group or others may read (or cannot be checked).
+
+    Not a problem (the config works), but a secret readable by every account on the host is not
+    secret: both tiers print these in ``--check`` and log them at start. Relative paths resolve
+    as :meth:`Section.secret` resolves them; a file that cannot be read is already a problem.
+    """
+    try:
+        data, base_dir = read_toml(Path(path))
+    except ConfigError:
+        return []
+    warnings = []
+    for key, file_name in _secret_files(data, ""):
+        file_path = base_dir / file_name
+        try:
+            mode = file_path.stat().st_mode
+        except OSError:
+            continue
+        if mode & 0o077:
+            warnings.append(
+                f"{key}: secret file {file_path} is readable by group or others (mode {mode & 0o777:04o}); "
+                "make it 0600 or 0400"
+            )
+    return warnings
+
+
+def _secret_files(node: Any, key: str) -> list[tuple[str, str]]:
+    """(dotted key, path) of every ``{ file = "..." }`` table anywhere in the parsed TOML."""
+    if isinstance(node, dict):
+        if set(node) == {"file"} and isinstance(node["file"], str):
+            return [(key, node["file"])]
+        return [pair for name, value in node.items() for pair in _secret_files(value, f"{key}.{name}" if key else name)]
+    if isinstance(node, list):
+        return [pair for i, value in enumerate(node) for pair in _secret_files(value, f"{key}[{i}]")]
+    return []
+
+
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def mask_url(value: str) -> str:
+    """A configured URL fit for an error line: userinfo, query and fragment become ``***``.
+
+    Config errors about a URL-valued key quote it so the operator sees what was read, but a URL
+    may carry a password (``https://user:pw@host``) or a token in its query; those never print.
+    Works on any string, URL-shaped or not, since the value being reported may be malformed.
+    """
+    cut = min((i for i in (value.find("?"), value.find("#")) if i >= 0), default=len(value))
+    base, rest = value[:cut], value[cut:]
+    if "@" in base:
+        scheme = _URL_SCHEME.match(base)
+        start = scheme.end() if scheme else 0
+        base = base[:start] + "***@" + base[base.rindex("@") + 1 :]
+    return base + (rest[0] + "***" if rest else "")
 
 
 def read_toml(path: Path) -> tuple[dict[str, Any], Path]:

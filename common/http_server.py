@@ -9,21 +9,19 @@ it (finding F6, docs/SECURITY.md).
 
 Here such a request is logged as one line naming only the parser's exception class and the peer,
 and answered with a fixed ``400 Bad Request`` that says nothing of the request. Everything else
-is aiohttp's own behaviour. Both tiers build their runners with :class:`AppRunner`; the sidecar
-runs through :func:`run_until_signalled`.
+is aiohttp's own behaviour. Both tiers build their runners with :class:`AppRunner` and serve them
+through ``common.listener.serve`` (the connection cap).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["AppRunner", "QuietParseErrors", "run_until_signalled"]
+__all__ = ["AppRunner", "QuietParseErrors"]
 
 log = logging.getLogger(__name__)
 
@@ -86,24 +84,3 @@ class AppRunner(web.AppRunner):
             loop=built._loop,
             **built._kwargs,
         )
-
-
-async def run_until_signalled(app: web.Application, *, host: str, port: int, shutdown_timeout: float) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT, then let requests in flight finish and clean up.
-
-    What ``web.run_app`` does, with :class:`AppRunner`; the bound address is logged as
-    ``listening`` (with port 0 the kernel picks it).
-    """
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    runner = AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        for address in runner.addresses:
-            log.info("listening", extra={"host": address[0], "port": address[1]})
-        await stop.wait()
-    finally:
-        await runner.cleanup()

@@ -1,7 +1,8 @@
 """``python -m gateway --config gateway.toml [--check]`` (also the ``wx-gateway`` script).
 
 Exit codes: 0 after a clean shutdown or a passing ``--check``; 2 when the configuration has
-problems (one line each on stderr); 1 when the gateway cannot start (spool, port).
+problems (one line each on stderr); 1 when the gateway cannot start (spool, port). A secret file
+that group or others may read is a warning, not a problem: on stderr in ``--check``, logged at start.
 SIGTERM and SIGINT stop accepting connections, let requests in flight finish (up to
 ``server.shutdown_timeout_s``), stop the relay, let the spool finish its last group commit,
 and exit 0.
@@ -12,13 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
-from common.config import ConfigError
+from common import listener
+from common.config import ConfigError, secret_file_warnings
 from common.http_server import AppRunner
 from common.logs import setup_logging
 from gateway.app import create_app
@@ -41,10 +40,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
+    warnings = secret_file_warnings(args.config)
     if args.check:
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print("ok")
         return 0
     setup_logging(config.log_level)
+    for warning in warnings:
+        log.warning("secret file is not private", extra={"reason": warning})
     try:
         asyncio.run(serve(config))
     except (GatewayError, OSError) as exc:  # spool cannot open, port taken: one line, no traceback
@@ -61,24 +65,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def serve(config: GatewayConfig) -> None:
-    """Run until SIGTERM or SIGINT, then shut down in order (see the module docstring)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    """Run until SIGTERM or SIGINT, then shut down in order (see the module docstring).
+
+    The listener runs under ``server.max_connections`` (``common.listener``); the body deadline
+    is the app's ``body_limits`` middleware.
+    """
     runner = AppRunner(create_app(config), shutdown_timeout=config.server.shutdown_timeout_s, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, config.server.host, config.server.port)
-        await site.start()
-        for address in runner.addresses:
-            log.info("listening", extra={"host": address[0], "port": address[1]})
-        await stop.wait()
-        log.info("stopping: finishing requests in flight and spool commits")
-    finally:
-        await runner.cleanup()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+    server = config.server
+    await listener.serve(runner, server.host, server.port, server.max_connections)
     log.info("stopped")
 
 

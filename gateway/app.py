@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from common.headers import plain_server_header
 from gateway.config import GatewayConfig
 from gateway.health import setup_health
 from gateway.keys import CLOCK, CONFIG, METRICS, RELAY, SPOOL
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import edge
+from gateway.middleware import body_limits, edge
 from gateway.relay.service import relay_service
 from gateway.spool.queue import Spool
 from gateway.wechat.callback import setup_callbacks
@@ -29,7 +30,8 @@ SPOOL_STORE: web.AppKey[Spool] = web.AppKey("spool_store", Spool)
 
 def create_app(config: GatewayConfig, *, clock: Callable[[], float] = time.time) -> web.Application:
     """Build the app for ``config``; ``clock`` (unix seconds) drives freshness and timestamps."""
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[edge])
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[edge, body_limits])
+    app.on_response_prepare.append(plain_server_header)
     app[CONFIG] = config
     app[METRICS] = GatewayMetrics()
     app[CLOCK] = clock

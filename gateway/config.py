@@ -29,6 +29,8 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 64 * 1024
     shutdown_timeout_s: float = 10.0
+    body_timeout_s: float = 15.0  # a request body must be complete this long after its headers
+    max_connections: int = 1000  # open connections served at once (at most half the open-file limit)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def _server(s: Section) -> ServerConfig:
         port=port,
         max_body_bytes=s.integer("max_body_bytes", 64 * 1024, min=1024, max=4 * 1024 * 1024),
         shutdown_timeout_s=s.number("shutdown_timeout_s", 10.0, min=0.1, max=120),
+        body_timeout_s=s.number("body_timeout_s", 15.0, min=0.1, max=300),
+        max_connections=s.integer("max_connections", 1000, min=1, max=1_000_000),
     )
 
 

@@ -6,6 +6,8 @@ GatewayError
 │   ├── MalformedRequest    400  missing/ill-formed query parameter, bad XML, bad ciphertext
 │   ├── HostileXml          400  DOCTYPE, entities or processing instructions
 │   ├── BodyTooLarge        413  body over server.max_body_bytes
+│   ├── BodyTimeout         408  body not complete within server.body_timeout_s
+│   ├── ClientGone          400  the client closed the connection before its body was complete
 │   ├── BadSignature        403  signature or msg_signature does not match
 │   ├── StaleRequest        403  timestamp outside the account's max_clock_skew
 │   ├── EncryptionRequired  403  plaintext callback to an account with require_encryption
@@ -51,6 +53,18 @@ class HostileXml(RequestRejected):
 class BodyTooLarge(RequestRejected):
     status = 413
     reason = "body too large"
+
+
+class BodyTimeout(RequestRejected):
+    status = 408
+    reason = "request body not received in time"
+
+
+class ClientGone(RequestRejected):
+    """Nobody reads the answer; the 400 is for the log and the metrics, without a traceback."""
+
+    status = 400
+    reason = "client closed the connection before sending the whole body"
 
 
 class BadSignature(RequestRejected):

@@ -13,10 +13,12 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from common.listener import BodyDeadlineExpired, body_deadline
 from common.logs import new_request_id, request_id
-from gateway.errors import GatewayError
+from gateway.errors import BodyTimeout, ClientGone, GatewayError
+from gateway.keys import CONFIG
 
-__all__ = ["REQUEST_ID_HEADER", "edge"]
+__all__ = ["REQUEST_ID_HEADER", "body_limits", "edge"]
 
 log = logging.getLogger("gateway.http")
 
@@ -59,3 +61,16 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error", extra={"method": request.method, "path": request.path})
         return web.Response(status=503, text=INTERNAL_REASON, content_type="text/plain")
+
+
+@web.middleware
+async def body_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body not complete within ``server.body_timeout_s`` is a 408; a client that hangs up before
+    its body is complete is a 400 in the log, not an unexpected error with a traceback."""
+    with body_deadline(request.content, request.app[CONFIG].server.body_timeout_s):
+        try:
+            return await handler(request)
+        except BodyDeadlineExpired as exc:
+            raise BodyTimeout(str(exc)) from None
+        except ConnectionResetError:
+            raise ClientGone() from None

@@ -1,10 +1,12 @@
 """``python -m sidecar --config sidecar.toml [--check]`` (console script ``wx-sidecar``).
 
-Without a sub-command it runs the sidecar until SIGINT/SIGTERM (``common.http_server`` turns
-both into a clean shutdown: cleanup contexts close the store and stop background tasks; it also
-answers requests aiohttp's parser refuses without logging or echoing them).
+Without a sub-command it runs the sidecar until SIGINT/SIGTERM (both are a clean shutdown:
+cleanup contexts close the store and stop background tasks), its listener under
+``server.max_connections`` (``common.listener``), answering requests aiohttp's parser refuses
+without logging or echoing them (``common.http_server``).
 ``--check`` validates the config and exits 0 printing ``ok``, or 2 printing one line per
-problem. Sub-commands (``python -m sidecar --config … bindings list``) come from feature modules:
+problem; secret files group or others may read are warnings (stderr in ``--check``, logged at
+start), not problems. Sub-commands (``python -m sidecar --config … bindings list``) come from feature modules:
 each exposes ``add_commands(subparsers)`` registering parsers with
 ``parser.set_defaults(command=fn)`` where ``fn(config, args) -> int``, and is listed in
 ``COMMAND_MODULES`` below — one line per feature.
@@ -14,17 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common.config import ConfigError
-from common.http_server import run_until_signalled
+from common import listener
+from common.config import ConfigError, secret_file_warnings
+from common.http_server import AppRunner
 from common.logs import setup_logging
 from sidecar.app import create_app
 from sidecar.binding import cli as bindings_cli
 from sidecar.config import SidecarConfig, load_config
+
+log = logging.getLogger("sidecar")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -55,22 +61,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
+    warnings = secret_file_warnings(args.config)
     if args.check:
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print("ok")
         return EXIT_OK
     command: Callable[[SidecarConfig, argparse.Namespace], int] | None = getattr(args, "command", None)
     if command is not None:
         return command(config, args)
-    return serve(config)
+    return serve(config, warnings)
 
 
-def serve(config: SidecarConfig) -> int:
+def serve(config: SidecarConfig, warnings: Sequence[str] = ()) -> int:
+    """Run until SIGINT/SIGTERM; ``warnings`` (secret files others may read) are logged first."""
     setup_logging(config.log_level)
+    for warning in warnings:
+        log.warning("secret file is not private", extra={"reason": warning})
+    runner = AppRunner(create_app(config), shutdown_timeout=config.server.shutdown_timeout_s, access_log=None)
     server = config.server
-    running = run_until_signalled(
-        create_app(config), host=server.host, port=server.port, shutdown_timeout=server.shutdown_timeout_s
-    )
-    asyncio.run(running)
+    asyncio.run(listener.serve(runner, server.host, server.port, server.max_connections))
     return EXIT_OK
 
 

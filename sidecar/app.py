@@ -25,10 +25,12 @@ import aiohttp
 from aiohttp import web
 
 from common import logs
+from common.headers import plain_server_header
+from common.listener import BodyDeadlineExpired, body_deadline
 from sidecar import binding, esb
 from sidecar.bk.callers import CallerAuth
 from sidecar.config import SidecarConfig
-from sidecar.errors import SidecarError, StoreError
+from sidecar.errors import BodyTimeout, ClientGone, SidecarError, StoreError
 from sidecar.esb import token_api
 from sidecar.housekeeping import housekeeping_ctx
 from sidecar.keys import (
@@ -84,9 +86,10 @@ def create_app(
 ) -> web.Application:
     """Build the application; nothing is opened until the app starts."""
     app = web.Application(
-        middlewares=[request_context_middleware, error_middleware],
+        middlewares=[request_context_middleware, error_middleware, body_limits],
         client_max_size=config.server.max_body_bytes,
     )
+    app.on_response_prepare.append(plain_server_header)
     metrics = SidecarMetrics()
     app[CONFIG] = config
     app[CLOCK] = clock
@@ -222,6 +225,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error")
         return web.json_response({"error": "internal error"}, status=500)
+
+
+@web.middleware
+async def body_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body not complete within ``server.body_timeout_s`` is a 408; a client that hangs up before
+    its body is complete is a 400 in the log, not an unhandled error with a traceback."""
+    with body_deadline(request.content, request.app[CONFIG].server.body_timeout_s):
+        try:
+            return await handler(request)
+        except BodyDeadlineExpired as exc:
+            raise BodyTimeout(str(exc)) from None
+        except ConnectionResetError:
+            raise ClientGone() from None
 
 
 def _loggable_path(request: web.Request) -> str:

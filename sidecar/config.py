@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from common.config import Network, Secret, Section, load, parse_listen, parse_networks
+from common.config import Network, Secret, Section, load, mask_url, parse_listen, parse_networks
 from contract import secret_problem
 
 AccountKind = Literal["mp", "wecom"]
@@ -54,6 +54,8 @@ class ServerConfig:
     public_url: str = "http://127.0.0.1:8081"  # base of redirect URIs and links shown to users
     max_body_bytes: int = 1024 * 1024
     shutdown_timeout_s: float = 10.0
+    body_timeout_s: float = 15.0  # a request body must be complete this long after its headers
+    max_connections: int = 1000  # open connections served at once (at most half the open-file limit)
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ def _check_accounts(root: Section, accounts: tuple[AccountConfig, ...]) -> None:
 def _url(s: Section, name: str, default: Any) -> str:
     value = s.text(name, default)
     if isinstance(value, str) and value and not URL_RE.match(value):
-        s.problem(name, f"must be an http:// or https:// URL (got {value!r})")
+        s.problem(name, f"must be an http:// or https:// URL (got {mask_url(value)!r})")
     return value.rstrip("/") if isinstance(value, str) else ""
 
 
@@ -242,6 +244,8 @@ def _server(s: Section) -> ServerConfig:
         public_url=_url(s, "public_url", f"http://{shown}:{port}"),
         max_body_bytes=s.integer("max_body_bytes", 1024 * 1024, min=1024, max=64 * 1024 * 1024),
         shutdown_timeout_s=s.number("shutdown_timeout_s", 10.0, min=0.1, max=120),
+        body_timeout_s=s.number("body_timeout_s", 15.0, min=0.1, max=300),
+        max_connections=s.integer("max_connections", 1000, min=1, max=1_000_000),
     )
 
 
@@ -251,7 +255,7 @@ def _store(s: Section) -> StoreConfig:
     if isinstance(url, str):
         scheme, sep, rest = url.partition(":///")
         if not sep or scheme != "sqlite" or not rest:
-            s.problem("url", f'must be "sqlite:///relative/path" or "sqlite:////absolute/path" (got {url!r})')
+            s.problem("url", f'must be "sqlite:///relative/path" or "sqlite:////absolute/path" (got {mask_url(url)!r})')
         else:
             path = s.base_dir / rest  # an absolute rest ("/abs") replaces the base
     return StoreConfig(

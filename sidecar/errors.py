@@ -4,6 +4,8 @@ SidecarError
 ├── RequestError (4xx: the caller's fault)
 │   ├── MalformedRequest     400  unparsable body, missing or ill-formed parameter
 │   ├── NotFound             404  no such account, route or record
+│   ├── BodyTimeout          408  body not complete within server.body_timeout_s
+│   ├── ClientGone           400  the client closed the connection before its body was complete
 │   └── RelayAuthError       401  a relay request whose webhook signature does not verify
 ├── AuthError (401/403: an intranet caller of our API; ``bk_code`` 1306401–1306406 for the envelope)
 │   ├── MissingCredentials   no app code, or no secret and no signature
@@ -57,6 +59,18 @@ class MalformedRequest(RequestError):
 class NotFound(RequestError):
     status = 404
     reason = "not found"
+
+
+class BodyTimeout(RequestError):
+    status = 408
+    reason = "request body not received in time"
+
+
+class ClientGone(RequestError):
+    """Nobody reads the answer; the 400 is for the log and the metrics, without a traceback."""
+
+    status = 400
+    reason = "client closed the connection before sending the whole body"
 
 
 class RelayAuthError(RequestError):

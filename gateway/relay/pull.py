@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 import contract
+from common.headers import plain_server_header
 from common.http_server import AppRunner
 from gateway.config import RelayConfig
 from gateway.errors import SpoolUnavailable
@@ -76,6 +77,7 @@ class PullRelay:
 
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors], client_max_size=MAX_BODY_BYTES)
+        app.on_response_prepare.append(plain_server_header)
         app.router.add_post(contract.LEASE_PATH, self._lease)
         app.router.add_post(contract.ACK_PATH, self._ack)
         return app

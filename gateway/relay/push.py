@@ -7,7 +7,8 @@ and pauses pushing with exponential backoff and full jitter; ids missing from a 
 delayed on their own so they never hold up the rest of the queue.
 
 The ``aiohttp.ClientSession`` here is the gateway's only outbound connection. It talks to
-``push_url`` and nothing else: no proxy from the environment (``trust_env=False``), no redirects.
+``push_url`` and nothing else: no proxy from the environment (``trust_env=False``), no redirects,
+and no more of an answer than ``common.answers.MAX_ANSWER_BYTES``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 import aiohttp
 
 import contract
+from common.answers import CHUNK_BYTES, AnswerTooLarge, read_capped
 from gateway.config import RelayConfig
 from gateway.errors import SpoolUnavailable
 from gateway.metrics import GatewayMetrics
@@ -32,7 +34,6 @@ log = logging.getLogger(__name__)
 WORKERS = 4  # concurrent in-flight batches while draining a backlog
 IDLE_WAKE_S = 5.0  # safety net: re-check the queue this often even without a signal
 LEASE_MARGIN_S = 5.0  # an in-flight batch stays leased a little longer than its request can last
-MAX_ANSWER_BYTES = 1024 * 1024  # 100 results with 2048-character replies fit comfortably
 MODE = "push"
 
 
@@ -235,8 +236,12 @@ class PushRelay:
             async with self._session.post(
                 self._relay.push_url, data=body, headers=self._signer.headers(body), allow_redirects=False
             ) as response:
-                answer = await _read_capped(response, MAX_ANSWER_BYTES)
+                answer = await read_capped(
+                    response.content.iter_chunked(CHUNK_BYTES), declared=response.content_length
+                )
                 status = response.status
+        except AnswerTooLarge as exc:
+            raise PushFailed("malformed_answer", str(exc)) from None
         except TimeoutError:
             raise PushFailed("timeout", f"no answer within {self._relay.timeout_s} s") from None
         except aiohttp.ClientError as exc:
@@ -249,14 +254,3 @@ class PushRelay:
         except contract.ContractError as exc:
             raise PushFailed("malformed_answer", str(exc)[:200]) from None
 
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The answer body, refusing to buffer more than ``limit`` bytes of it."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise PushFailed("malformed_answer", f"answer larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -34,6 +34,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from common.headers import NO_STORE
 from sidecar.binding import texts
 from sidecar.binding.errors import BindingError, NotSignedIn, OriginRejected
 from sidecar.binding.identity import Principal
@@ -67,7 +68,10 @@ def _json(handler: JsonHandler) -> Callable[[web.Request], Awaitable[web.Respons
         except BindingError as exc:
             log.info("binding request refused", extra={"error": type(exc).__name__, "reason": exc.detail})
             answer, status = {"result": False, "message": exc.message}, exc.status
-        return web.json_response(answer, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+        # QR scenes, login states and binding status: never kept by a browser or proxy cache.
+        return web.json_response(
+            answer, status=status, headers=NO_STORE, dumps=lambda o: json.dumps(o, ensure_ascii=False)
+        )
 
     edge.__name__ = handler.__name__
     return edge

@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from common.answers import CHUNK_BYTES, AnswerTooLarge, read_capped
 from common.config import Network
 from sidecar.binding.cookies import COOKIE_NAME, SessionCookies
 from sidecar.binding.errors import LoginUnavailable, NotSignedIn
@@ -107,7 +108,10 @@ class BkLogin:
                 allow_redirects=False,
             ) as response:
                 status = response.status
-                raw = await response.read()
+                raw = await read_capped(response.content.iter_chunked(CHUNK_BYTES), declared=response.content_length)
+        except AnswerTooLarge as exc:
+            log.warning("BlueKing login answer refused", extra={"reason": str(exc)})
+            raise LoginUnavailable(f"BlueKing login endpoint: {exc}") from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.warning("BlueKing login unreachable", extra={"error": type(exc).__name__})
             raise LoginUnavailable(f"BlueKing login endpoint unreachable ({type(exc).__name__})") from None

@@ -16,6 +16,7 @@ import logging
 
 from aiohttp import web
 
+from common.headers import NO_STORE
 from sidecar.bk.callers import Caller, Permission
 from sidecar.bk.envelope import CODE_FAILED, CODE_OK, CODE_THIRD_PARTY, bk_response, read_params
 from sidecar.config import SidecarConfig
@@ -45,7 +46,8 @@ async def get_token(request: web.Request) -> web.Response:
     except SidecarError as exc:
         return _failure(exc)
     log.info("token handed out", extra={"app_code": caller.app_code, "account": name})
-    return bk_response(result=True, code=CODE_OK, message="success", data=_token_data(request, record, True))
+    data = _token_data(request, record, True)
+    return _not_stored(bk_response(result=True, code=CODE_OK, message="success", data=data))
 
 
 async def refresh_token(request: web.Request) -> web.Response:
@@ -57,7 +59,7 @@ async def refresh_token(request: web.Request) -> web.Response:
         return _failure(exc)
     log.warning("token refreshed on request", extra={"app_code": caller.app_code, "account": name})
     data = _token_data(request, record, caller.client.may_get_token)
-    return bk_response(result=True, code=CODE_OK, message="success", data=data)
+    return _not_stored(bk_response(result=True, code=CODE_OK, message="success", data=data))
 
 
 async def _authorised(request: web.Request, permission: Permission) -> tuple[Caller, dict[str, object]]:
@@ -80,6 +82,12 @@ def _token_data(request: web.Request, record: TokenRecord, include_token: bool) 
     if include_token:
         return {"access_token": record.token.reveal(), "expires_in": left}
     return {"expires_in": left}
+
+
+def _not_stored(response: web.Response) -> web.Response:
+    """An answer holding an access token: no browser or proxy cache may keep it."""
+    response.headers.update(NO_STORE)
+    return response
 
 
 def _failure(exc: SidecarError) -> web.Response:

@@ -10,6 +10,8 @@ Both feed the same exactly-once inbox (``sidecar.relay.inbox.Dispatcher``):
   ``/relay/v1/ack``, both requests signed; while the
   gateway is unreachable it backs off exponentially with jitter. Its HTTP session ignores
   proxy environment variables: the gateway is reached directly, not through the egress proxy.
+  An answer over ``common.answers.MAX_ANSWER_BYTES`` is a failed lease (refused, logged, backed
+  off); its events stay leased at the gateway and come again when the lease expires.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from common.answers import CHUNK_BYTES, AnswerTooLarge, read_capped
 from contract import (
     ACK_PATH,
     LEASE_PATH,
@@ -160,8 +163,12 @@ class PullClient:
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
                 allow_redirects=False,
             ) as response:
-                raw = await response.read()
+                # A compromised gateway could answer with any size: never buffer more than the cap.
+                raw = await read_capped(response.content.iter_chunked(CHUNK_BYTES), declared=response.content_length)
                 status = response.status
+        except AnswerTooLarge as exc:
+            self._count(stage)
+            raise PullError(f"{stage}: {exc}") from None
         except TimeoutError:
             self._count(stage)
             raise PullError(f"{stage}: no answer within {timeout_s:g} s") from None

@@ -3,7 +3,8 @@
 Every call goes through the app's single ``aiohttp.ClientSession`` (``trust_env=True``, so
 ``HTTPS_PROXY`` reaches WeChat through the intranet's egress proxy) with its own timeout.
 Answers with a non-zero ``errcode`` become :class:`sidecar.errors.WeChatError` subclasses;
-network failures become :class:`sidecar.errors.WeChatUnavailable`. Nothing here retries: the
+network failures and answers over ``common.answers.MAX_ANSWER_BYTES`` become
+:class:`sidecar.errors.WeChatUnavailable`. Nothing here retries: the
 token manager decides what is safe to repeat. Tokens and secrets never reach a log line or an
 error message; URLs are logged only through :func:`mask_url`.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from common.answers import CHUNK_BYTES, AnswerTooLarge, read_capped
 from common.config import Secret
 from sidecar.config import WeChatConfig
 from sidecar.errors import WeChatError, WeChatUnavailable, wechat_error
@@ -175,8 +177,11 @@ class WeChatApi:
             async with self._session.request(
                 method, url, params=query, data=data, headers=headers, timeout=timeout, allow_redirects=False
             ) as response:
-                raw = await response.read()
+                raw = await read_capped(response.content.iter_chunked(CHUNK_BYTES), declared=response.content_length)
                 status = response.status
+        except AnswerTooLarge as exc:
+            log.warning("wechat answer refused", extra={"api": api, "reason": str(exc)})
+            raise WeChatUnavailable(None, str(exc), api=api) from None
         except TimeoutError:
             raise WeChatUnavailable(None, f"no answer within {self._config.timeout_s:g} s", api=api) from None
         except (aiohttp.ClientError, OSError) as exc:
