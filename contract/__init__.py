@@ -20,10 +20,12 @@ from contract.results import (
     Reply,
     Result,
     dump_json,
+    events_body,
     load_json,
     parse_events,
     parse_reply,
     parse_results,
+    results_body,
     text_reply,
 )
 from contract.signing import RelaySigner, RelayVerifier, generate_secret, secret_problem
@@ -50,6 +52,7 @@ __all__ = [
     "dedupe_key",
     "dump_json",
     "event_id",
+    "events_body",
     "format_timestamp",
     "generate_secret",
     "load_json",
@@ -58,6 +61,7 @@ __all__ = [
     "parse_events",
     "parse_reply",
     "parse_results",
+    "results_body",
     "secret_problem",
     "text_reply",
 ]

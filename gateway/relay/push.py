@@ -25,7 +25,7 @@ import contract
 from gateway.config import RelayConfig
 from gateway.errors import SpoolUnavailable
 from gateway.metrics import GatewayMetrics
-from gateway.spool.queue import Leased, Spool, events_json
+from gateway.spool.queue import Leased, Spool
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class PushRelay:
         ids = [item.id for item in batch]
         self._metrics.relay_attempts.labels(MODE).inc()
         try:
-            results = await self._post(events_json(batch))
+            results = await self._post(contract.events_body(item.body for item in batch))
         except PushFailed as exc:
             self._metrics.relay_failures.labels(MODE, exc.reason).inc()
             await self._give_back(ids, 0.0)

@@ -36,6 +36,7 @@ from contract import (
     dump_json,
     load_json,
     parse_events,
+    results_body,
 )
 from sidecar.config import RelayConfig
 from sidecar.errors import MalformedRequest, PullError, RelayAuthError, SidecarError
@@ -77,7 +78,7 @@ async def receive_events(request: web.Request) -> web.Response:
         log.warning("relay request malformed", extra={"reason": str(exc)})
         raise MalformedRequest(str(exc)) from None
     results = await process_all(request.app[DISPATCHER], request.app[STORE], events)
-    return web.Response(body=dump_json({"results": results}), content_type="application/json")
+    return web.Response(body=results_body(results), content_type="application/json")
 
 
 async def process_all(dispatcher: Dispatcher, store: Store, events: list[Envelope]) -> list[Result]:
@@ -146,7 +147,7 @@ class PullClient:
             raise PullError(f"lease answer malformed: {exc}") from None
 
     async def _ack(self, results: list[Result]) -> None:
-        await self._post(ACK_PATH, dump_json({"results": results}), self._config.timeout_s, "ack")
+        await self._post(ACK_PATH, results_body(results), self._config.timeout_s, "ack")
 
     async def _post(self, path: str, body: bytes, timeout_s: float, stage: str) -> bytes:
         url = self._config.pull_url + path
