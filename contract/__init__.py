@@ -4,10 +4,17 @@ Both tiers import this package; it imports neither of them and no HTTP library, 
 can read the whole contract here.
 """
 
+from contract.accounts import (
+    ACCOUNT_KINDS,
+    ACCOUNT_NAME_RE,
+    RELAY_MODES,
+    AccountKind,
+    RelayMode,
+    account_name_problem,
+)
 from contract.errors import ContractError, MalformedPayload, SignatureError
 from contract.events import (
     Envelope,
-    Kind,
     Mode,
     dedupe_key,
     event_id,
@@ -35,20 +42,25 @@ LEASE_PATH = "/relay/v1/lease"
 ACK_PATH = "/relay/v1/ack"
 
 __all__ = [
+    "ACCOUNT_KINDS",
+    "ACCOUNT_NAME_RE",
     "ACK_PATH",
     "LEASE_PATH",
     "MAX_BATCH",
     "PUSH_PATH",
+    "RELAY_MODES",
+    "AccountKind",
     "ContractError",
     "Envelope",
-    "Kind",
     "MalformedPayload",
     "Mode",
+    "RelayMode",
     "RelaySigner",
     "RelayVerifier",
     "Reply",
     "Result",
     "SignatureError",
+    "account_name_problem",
     "dedupe_key",
     "dump_json",
     "event_id",

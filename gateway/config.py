@@ -10,15 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from common.config import Secret, Section, load, parse_listen
-from contract import secret_problem
+from contract import ACCOUNT_KINDS, RELAY_MODES, AccountKind, RelayMode, account_name_problem, secret_problem
 
-AccountKind = Literal["mp", "wecom"]
-RelayMode = Literal["push", "pull"]
-
-ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
 
@@ -124,7 +119,7 @@ def _spool(s: Section) -> SpoolConfig:
 
 
 def _relay(s: Section) -> RelayConfig:
-    mode = s.text("mode", "push", choices=("push", "pull"))
+    mode = s.text("mode", "push", choices=RELAY_MODES)
     secrets = s.secret_list("secrets")
     for i, secret in enumerate(secrets if isinstance(secrets, list) else []):
         problem = secret_problem(secret.reveal())
@@ -153,9 +148,10 @@ def _relay(s: Section) -> RelayConfig:
 
 def _account(s: Section) -> AccountConfig:
     name = s.text("name")
-    if isinstance(name, str) and not ACCOUNT_NAME_RE.match(name):
-        s.problem("name", "must be 1-32 characters of letters, digits, _ or -")
-    kind = s.text("kind", choices=("mp", "wecom"))
+    name_problem = account_name_problem(name) if isinstance(name, str) else None
+    if name_problem:
+        s.problem("name", name_problem)
+    kind = s.text("kind", choices=ACCOUNT_KINDS)
     app_id = s.text("app_id")
     token = s.secret("token")
     if isinstance(token, Secret) and not TOKEN_RE.match(token.reveal()):
@@ -173,7 +169,7 @@ def _account(s: Section) -> AccountConfig:
         s.problem("legacy_path", "is only for MP accounts (BlueKing's mp/callback path)")
     return AccountConfig(
         name=name if isinstance(name, str) else "",
-        kind=kind if kind in ("mp", "wecom") else "mp",
+        kind=kind if kind in ACCOUNT_KINDS else "mp",
         app_id=app_id if isinstance(app_id, str) else "",
         token=token if isinstance(token, Secret) else Secret("invalid"),
         encoding_aes_key=aes_key if isinstance(aes_key, Secret) else None,

@@ -26,15 +26,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from common.config import Network, Secret, Section, load, parse_listen, parse_networks
-from contract import secret_problem
+from contract import ACCOUNT_KINDS, RELAY_MODES, AccountKind, RelayMode, account_name_problem, secret_problem
 
-AccountKind = Literal["mp", "wecom"]
-RelayMode = Literal["push", "pull"]
 TokenMode = Literal["stable", "classic"]
 Identity = Literal["link", "bk_login", "header"]
 WecomLogin = Literal["qrconnect", "wwlogin"]
 
-ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 APP_CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TEMPLATE_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -263,7 +260,7 @@ def _store(s: Section) -> StoreConfig:
 
 
 def _relay(s: Section) -> RelayConfig:
-    mode = s.text("mode", "push", choices=("push", "pull"))
+    mode = s.text("mode", "push", choices=RELAY_MODES)
     secrets = s.secret_list("secrets")
     for i, secret in enumerate(secrets if isinstance(secrets, list) else []):
         problem = secret_problem(secret.reveal())
@@ -298,11 +295,12 @@ def _wechat(s: Section) -> WeChatConfig:
 
 def _account(s: Section) -> AccountConfig | None:
     name = s.text("name")
-    if isinstance(name, str) and not ACCOUNT_NAME_RE.match(name):
-        s.problem("name", "must be 1-32 characters of letters, digits, _ or -")
-    kind = s.text("kind", choices=("mp", "wecom"))
+    name_problem = account_name_problem(name) if isinstance(name, str) else None
+    if name_problem:
+        s.problem("name", name_problem)
+    kind = s.text("kind", choices=ACCOUNT_KINDS)
     default = s.boolean("default", False)
-    if kind not in ("mp", "wecom"):
+    if kind not in ACCOUNT_KINDS:
         s._read.update(s._data)  # the kind decides which keys exist; judge them once it is fixed
         return None
     account = _mp_account(s, name, default) if kind == "mp" else _wecom_account(s, name, default)
