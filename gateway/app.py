@@ -16,7 +16,7 @@ from gateway.config import GatewayConfig
 from gateway.health import setup_health
 from gateway.keys import CLOCK, CONFIG, METRICS, RELAY, SPOOL
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import edge
+from gateway.middleware import MIDDLEWARES
 from gateway.relay.service import relay_service
 from gateway.spool.queue import Spool
 from gateway.wechat.callback import setup_callbacks
@@ -29,7 +29,7 @@ SPOOL_STORE: web.AppKey[Spool] = web.AppKey("spool_store", Spool)
 
 def create_app(config: GatewayConfig, *, clock: Callable[[], float] = time.time) -> web.Application:
     """Build the app for ``config``; ``clock`` (unix seconds) drives freshness and timestamps."""
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[edge])
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=MIDDLEWARES)
     app[CONFIG] = config
     app[METRICS] = GatewayMetrics()
     app[CLOCK] = clock

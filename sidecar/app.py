@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 
-from common import logs
+from common.http import request_id_middleware
 from sidecar import binding, esb
 from sidecar.bk.callers import CallerAuth
 from sidecar.config import SidecarConfig
@@ -73,9 +72,6 @@ __all__ = [
     "default_http_session",
 ]
 
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-
 def create_app(
     config: SidecarConfig,
     *,
@@ -84,7 +80,7 @@ def create_app(
 ) -> web.Application:
     """Build the application; nothing is opened until the app starts."""
     app = web.Application(
-        middlewares=[request_context_middleware, error_middleware],
+        middlewares=[request_id_middleware, access_log_middleware, error_middleware],
         client_max_size=config.server.max_body_bytes,
     )
     metrics = SidecarMetrics()
@@ -173,21 +169,19 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A request id for logs and the response; one JSON access line (path only: queries carry secrets)."""
-    incoming = request.headers.get("X-Request-Id", "")
-    rid = incoming if REQUEST_ID_RE.match(incoming) else logs.new_request_id()
-    token = logs.request_id.set(rid)
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One JSON access line and the request counter (path only: queries carry secrets).
+
+    It runs inside ``common.http.request_id_middleware``, so the line carries the request id.
+    """
     started = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
         status = response.status
-        response.headers["X-Request-Id"] = rid
         return response
     except web.HTTPException as exc:
         status = exc.status
-        exc.headers["X-Request-Id"] = rid
         raise
     finally:
         route = _route_name(request)
@@ -202,7 +196,6 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
-        logs.request_id.reset(token)
 
 
 @web.middleware

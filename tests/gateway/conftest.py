@@ -20,7 +20,7 @@ from gateway.config import GatewayConfig, load_config
 from gateway.health import setup_health
 from gateway.keys import CLOCK, CONFIG, METRICS, RELAY, SPOOL
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import edge
+from gateway.middleware import MIDDLEWARES
 from gateway.wechat.callback import setup_callbacks
 from tests.gateway.helpers import CallbackBuilder, FakeSpool, write_config
 
@@ -128,7 +128,7 @@ def relay() -> HealthyRelay:
 
 def fake_app(config: GatewayConfig, spool: FakeSpool, relay: HealthyRelay, clock: FakeClock) -> web.Application:
     """The public app's routes and edge around a fake spool and relay (no SQLite, no relay worker)."""
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[edge])
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=MIDDLEWARES)
     app[CONFIG] = config
     app[METRICS] = GatewayMetrics()
     app[CLOCK] = clock
