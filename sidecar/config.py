@@ -79,7 +79,7 @@ class WeChatConfig:
     wecom_api: str = "https://qyapi.weixin.qq.com"
     timeout_s: float = 10.0  # every outbound call; intranets reach WeChat through HTTPS_PROXY
     retry_attempts: int = 3  # bounded tries for -1/45009/network errors on repeat-safe calls
-    retry_backoff_s: float = 0.5  # first backoff; doubles per try, with jitter
+    retry_backoff_s: float = 0.5  # first backoff; doubles per try, full jitter (common.retry)
     token_margin_s: int = 300  # refresh this long before expiry (WeChat's old/new overlap is 5 min)
     send_concurrency: int = 8  # concurrent template sends per request
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 
 import aiohttp
 
 import contract
+from common.retry import RetryPolicy
 from gateway.config import RelayConfig
 from gateway.errors import SpoolUnavailable
 from gateway.metrics import GatewayMetrics
@@ -53,10 +53,8 @@ class Backoff:
     pause rather than one per worker.
     """
 
-    def __init__(self, initial_s: float, max_s: float, *, rng: random.Random | None = None) -> None:
-        self._initial_s = initial_s
-        self._max_s = max_s
-        self._rng = rng or random.SystemRandom()
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
         self._failures = 0
         self._resume_at = 0.0
         self._healthy = asyncio.Event()
@@ -67,9 +65,8 @@ class Backoff:
         return self._failures
 
     def delay(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, initial * 2**(attempt-1))]."""
-        ceiling = min(self._max_s, self._initial_s * 2 ** min(max(attempt, 1) - 1, 32))
-        return self._rng.uniform(0, ceiling)
+        """The pause before retry ``attempt`` (``common.retry``: full jitter under the cap)."""
+        return self._policy.delay(attempt)
 
     async def admit(self, worker: int) -> None:
         if self._failures and worker != 0:
@@ -107,7 +104,7 @@ class PushRelay:
         self._spool = spool
         self._metrics = metrics
         self._signer = contract.RelaySigner([s.reveal() for s in relay.secrets], clock=clock)
-        self._backoff = Backoff(relay.backoff_initial_s, relay.backoff_max_s)
+        self._backoff = Backoff(RetryPolicy(relay.backoff_initial_s, relay.backoff_max_s))
         self._workers = workers
         self._lease_s = relay.timeout_s + LEASE_MARGIN_S
         self._session: aiohttp.ClientSession | None = None

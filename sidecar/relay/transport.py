@@ -8,7 +8,7 @@ Both feed the same exactly-once inbox (``sidecar.relay.inbox.Dispatcher``):
 * pull — when ``[relay] mode = "pull"``: a background task long-polls the gateway's
   ``/relay/v1/lease``, processes each lease in one inbox commit and acknowledges it to
   ``/relay/v1/ack``, both requests signed; while the
-  gateway is unreachable it backs off exponentially with jitter. Its HTTP session ignores
+  gateway is unreachable it backs off (``common.retry``: full jitter, capped). Its HTTP session ignores
   proxy environment variables: the gateway is reached directly, not through the egress proxy.
 """
 
@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 
+from common.retry import RetryPolicy
 from contract import (
     ACK_PATH,
     LEASE_PATH,
@@ -107,6 +107,7 @@ class PullClient:
         self._signer = RelaySigner([s.reveal() for s in config.secrets], clock=clock)
         self._metrics = metrics
         self._sleep = sleep
+        self._retry = RetryPolicy(config.backoff_initial_s, config.backoff_max_s)
 
     def __repr__(self) -> str:
         return f"PullClient({self._config.pull_url!r})"
@@ -123,7 +124,7 @@ class PullClient:
                     await self._sleep(self._config.backoff_initial_s)  # a gateway that does not long-poll
             except SidecarError as exc:
                 failures += 1
-                delay = self._backoff(failures)
+                delay = self._retry.delay(failures)
                 log.warning("relay pull failed", extra={"reason": str(exc), "retry_in_s": round(delay, 2)})
                 await self._sleep(delay)
 
@@ -173,10 +174,6 @@ class PullClient:
             self._count(stage)
             raise PullError(f"{stage}: HTTP {status}")
         return raw
-
-    def _backoff(self, failures: int) -> float:
-        base = self._config.backoff_initial_s * float(1 << min(failures - 1, 16))
-        return min(self._config.backoff_max_s, base) * (0.5 + random.random() / 2)
 
     def _count(self, stage: str) -> None:
         if self._metrics is not None:

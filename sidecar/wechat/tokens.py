@@ -11,7 +11,7 @@ What it guarantees (wechat-protocol.md §3, "known SDK failures to avoid"):
 * refreshed ahead of expiry (``token_margin_s``) by a background task, so callers rarely wait;
 * on 40001/40014/42001 the stored token is expired only if it is still the one that failed,
   then fetched once and the call retried once — never a loop;
-* ``-1``, 45009 and network errors are retried with bounded, jittered backoff — token fetches
+* ``-1``, 45009 and network errors are retried with bounded backoff (``common.retry``) — token fetches
   always (they are safe to repeat), other calls only when the caller says ``safe_to_repeat``
   (a template send with a ``client_msg_id``, a WeCom send with duplicate check on).
 """
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
 
+from common.retry import RetryPolicy
 from sidecar.config import AccountConfig, MpAccount, SidecarConfig
 from sidecar.errors import NotFound, Retryable, TokenInvalid
 from sidecar.metrics import SidecarMetrics
@@ -38,6 +38,7 @@ T = TypeVar("T")
 
 LEASE_POLL_S = 0.1
 STABLE_FORCE_SPACING_S = 30.0  # WeChat: force_refresh at most every 30 s (and 20 times a day)
+RETRY_MAX_S = 30.0  # the cap of a retry pause; callers wait through it, so keep it short
 
 
 class TokenManager:
@@ -57,6 +58,7 @@ class TokenManager:
         self._clock = clock
         self._metrics = metrics
         self._sleep = sleep
+        self._retry = RetryPolicy(config.wechat.retry_backoff_s, RETRY_MAX_S)
         self._owner = "replica-" + secrets.token_hex(8)
         self._inflight: dict[str, asyncio.Task[TokenRecord]] = {}
         self._last_force: dict[str, float] = {}
@@ -110,7 +112,7 @@ class TokenManager:
                 attempts += 1
                 if not safe_to_repeat or attempts >= self._config.wechat.retry_attempts:
                     raise
-                await self._sleep(self._backoff(attempts))
+                await self._sleep(self._retry.delay(attempts))
 
     async def refresh_due(self) -> int:
         """Refresh every token within ``token_margin_s`` of expiry; returns how many were fetched.
@@ -235,7 +237,7 @@ class TokenManager:
                 self._count(account, "retryable")
                 if attempts >= self._config.wechat.retry_attempts:
                     raise
-                await self._sleep(self._backoff(attempts))
+                await self._sleep(self._retry.delay(attempts))
             except Exception:
                 self._count(account, "failed")
                 raise
@@ -259,10 +261,6 @@ class TokenManager:
             return False
         self._last_force[account.token_key] = now
         return True
-
-    def _backoff(self, attempt: int) -> float:
-        base = self._config.wechat.retry_backoff_s * float(1 << (attempt - 1))
-        return base * (0.5 + random.random() / 2)
 
     def _unique_accounts(self) -> list[AccountConfig]:
         seen: dict[str, AccountConfig] = {}
