@@ -88,7 +88,7 @@ def create_app(
     app[CLOCK] = clock
     app[METRICS] = metrics
     app[HTTP_FACTORY] = http_session_factory or (lambda: default_http_session(config))
-    app[DISPATCHER] = Dispatcher(clock=clock, metrics=metrics)
+    app[DISPATCHER] = Dispatcher(metrics, clock=clock)
     app[DISPATCHER].limit_accounts(frozenset(a.name for a in config.accounts))
     register_builtin_handlers(app[DISPATCHER])
     app[CALLERS] = CallerAuth(config.clients, clock=clock)
@@ -139,7 +139,7 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def tokens_ctx(app: web.Application) -> AsyncIterator[None]:
     """The token manager and its background refresher."""
-    manager = TokenManager(app[CONFIG], app[STORE], app[WXAPI], clock=app[CLOCK], metrics=app[METRICS])
+    manager = TokenManager(app[CONFIG], app[STORE], app[WXAPI], app[METRICS], clock=app[CLOCK])
     app[TOKENS] = manager
     task = asyncio.get_running_loop().create_task(manager.run_refresher())
     try:

@@ -95,9 +95,9 @@ class PullClient:
         config: RelayConfig,
         dispatcher: Dispatcher,
         store: Store,
+        metrics: SidecarMetrics,
         *,
         clock: Callable[[], float] = time.time,
-        metrics: SidecarMetrics | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._session = session
@@ -176,14 +176,13 @@ class PullClient:
         return raw
 
     def _count(self, stage: str) -> None:
-        if self._metrics is not None:
-            self._metrics.pull_errors.labels(stage).inc()
+        self._metrics.pull_errors.labels(stage).inc()
 
 
 async def pull_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG].relay
     session = aiohttp.ClientSession(trust_env=False)
-    client = PullClient(session, config, app[DISPATCHER], app[STORE], clock=app[CLOCK], metrics=app[METRICS])
+    client = PullClient(session, config, app[DISPATCHER], app[STORE], app[METRICS], clock=app[CLOCK])
     task = asyncio.get_running_loop().create_task(client.run())
     log.info("relay pull client started", extra={"pull_url": config.pull_url})
     try:

@@ -47,9 +47,9 @@ class TokenManager:
         config: SidecarConfig,
         store: Store,
         api: WeChatApi,
+        metrics: SidecarMetrics,
         *,
         clock: Callable[[], float] = time.time,
-        metrics: SidecarMetrics | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._config = config
@@ -146,8 +146,7 @@ class TokenManager:
         """A call said the token is invalid: expire it if still stored, then get a new one once."""
         account = self.account(name)
         expired = await self._store.tokens.invalidate(account.token_key, failed.token.reveal())
-        if self._metrics is not None:
-            self._metrics.token_invalidations.labels(account.name, "yes" if expired else "no").inc()
+        self._metrics.token_invalidations.labels(account.name, "yes" if expired else "no").inc()
         log.warning("access token rejected by WeChat", extra={"account": account.name, "expired_it": expired})
         current = await self._store.tokens.get(account.token_key)
         if current is not None and current.version != failed.version and current.usable(self._clock()):
@@ -203,8 +202,7 @@ class TokenManager:
                 fetched_at=now,
                 expected_version=current.version if current else 0,
             )
-            if self._metrics is not None:
-                self._metrics.token_ttl.labels(account.name).set(fetched.expires_in)
+            self._metrics.token_ttl.labels(account.name).set(fetched.expires_in)
             if saved is not None:
                 return saved
             latest = await self._store.tokens.get(key)
@@ -269,8 +267,7 @@ class TokenManager:
         return list(seen.values())
 
     def _count(self, account: AccountConfig, outcome: str) -> None:
-        if self._metrics is not None:
-            self._metrics.token_fetches.labels(account.name, outcome).inc()
+        self._metrics.token_fetches.labels(account.name, outcome).inc()
 
 
 def _good(current: TokenRecord | None, failed: TokenRecord | None, now: float, need_left: float) -> bool:

@@ -81,7 +81,7 @@ def pull_config(tmp_path: Path, url: str) -> Any:
 
 async def pull_client(tmp_path: Path, url: str, store: SqliteStore, sleeps: list[float] | None = None) -> Any:
     config = pull_config(tmp_path, url)
-    dispatcher = Dispatcher()
+    dispatcher = Dispatcher(SidecarMetrics())
     register_builtin_handlers(dispatcher)
     session = aiohttp.ClientSession()
 
@@ -90,7 +90,7 @@ async def pull_client(tmp_path: Path, url: str, store: SqliteStore, sleeps: list
             sleeps.append(delay)
         await asyncio.sleep(0)
 
-    client = PullClient(session, config.relay, dispatcher, store, metrics=SidecarMetrics(), sleep=record)
+    client = PullClient(session, config.relay, dispatcher, store, SidecarMetrics(), sleep=record)
     return client, session
 
 

@@ -13,6 +13,7 @@ from aioresponses import aioresponses
 
 from sidecar.config import SidecarConfig, load_config
 from sidecar.errors import CredentialRejected, NotFound, Retryable, TokenInvalid, WeChatUnavailable
+from sidecar.metrics import SidecarMetrics
 from sidecar.store import SqliteStore, open_sqlite_store
 from sidecar.wechat.api import WeChatApi
 from sidecar.wechat.tokens import TokenManager
@@ -49,7 +50,7 @@ class Rig:
     sleeps: Sleeps
 
     def manager(self) -> TokenManager:
-        return TokenManager(self.config, self.store, self.api, clock=self.clock, sleep=self.sleeps)
+        return TokenManager(self.config, self.store, self.api, SidecarMetrics(), clock=self.clock, sleep=self.sleeps)
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ async def make_rig(tmp_path: Path, wechat: FakeWeChat, text: str | None = None) 
     config = load_config(write_config(tmp_path, text))
     store = await open_sqlite_store(config.store.path)
     async with aiohttp.ClientSession() as session:
-        yield Rig(config, store, WeChatApi(session, config.wechat), wechat, Clock(), Sleeps())
+        yield Rig(config, store, WeChatApi(session, config.wechat, SidecarMetrics()), wechat, Clock(), Sleeps())
     await store.close()
 
 
