@@ -9,8 +9,8 @@ Features plug in with one import and one call in :func:`create_app`: each featur
 exposes ``setup(app: web.Application) -> None`` that adds its routes, cleanup contexts (which
 run after the core ones, so STORE, HTTP, WXAPI and TOKENS are ready) and dispatcher handlers
 (``app[DISPATCHER].register(handler, kind="mp", msg_type="event", event="subscribe")``).
-Features import the AppKeys from ``sidecar.keys`` (importing ``sidecar.app`` would be circular);
-this module re-exports them for tests and tools.
+Everything, features, tools and tests alike, imports the AppKeys from ``sidecar.keys``: one
+import path (importing them from ``sidecar.app`` would be circular for features).
 """
 
 from __future__ import annotations
@@ -55,22 +55,7 @@ log = logging.getLogger("sidecar.app")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-__all__ = [
-    "CALLERS",
-    "CLOCK",
-    "CONFIG",
-    "DISPATCHER",
-    "HTTP",
-    "HTTP_FACTORY",
-    "METRICS",
-    "STORE",
-    "TOKENS",
-    "WXAPI",
-    "Clock",
-    "SessionFactory",
-    "create_app",
-    "default_http_session",
-]
+__all__ = ["create_app", "default_http_session"]
 
 def create_app(
     config: SidecarConfig,

@@ -12,9 +12,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from contract import Reply, text_reply
-from sidecar.app import DISPATCHER, STORE, create_app
+from sidecar.app import create_app
 from sidecar.config import load_config
 from sidecar.errors import StoreUnavailable
+from sidecar.keys import DISPATCHER, STORE
 from sidecar.metrics import SidecarMetrics
 from sidecar.relay.inbox import Dispatcher, Event, register_builtin_handlers
 from sidecar.store import Repositories, SqliteStore, open_sqlite_store

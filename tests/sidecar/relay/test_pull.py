@@ -15,8 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from contract import Envelope, RelayVerifier, SignatureError, dump_json, load_json, parse_results
-from sidecar.app import STORE, create_app
+from sidecar.app import create_app
 from sidecar.config import load_config
+from sidecar.keys import STORE
 from sidecar.metrics import SidecarMetrics
 from sidecar.relay.inbox import Dispatcher, register_builtin_handlers
 from sidecar.relay.transport import PullClient, PullError
