@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import contract
 from gateway.config import SpoolConfig
@@ -66,11 +66,6 @@ class Leased:
     id: str
     body: str
     attempts: int
-
-    @property
-    def envelope(self) -> contract.Envelope:
-        """The envelope as an object (parsed on each access; the relay itself never needs it)."""
-        return cast(contract.Envelope, json.loads(self.body))
 
 
 @dataclass

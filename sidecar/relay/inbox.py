@@ -153,10 +153,6 @@ class Dispatcher:
     def handlers_for(self, event: Event) -> list[Handler]:
         return [route.handler for route in self._routes if route.matches(event)]
 
-    async def process(self, store: Store, envelope: Envelope) -> Result:
-        """Process one event exactly once: a batch of one."""
-        return (await self.process_batch(store, [envelope]))[0]
-
     async def process_batch(self, store: Store, envelopes: Sequence[Envelope]) -> list[Result]:
         """Process a relayed batch exactly once, in one durable commit; results in event order.
 

@@ -109,11 +109,11 @@ async def test_process_batch_of_100_is_one_durable_commit(store: SqliteStore, tm
     assert [b.active for b in await store.bindings.list()] == [False] * 50
 
 
-async def test_process_single_event_is_a_batch_of_one(store: SqliteStore) -> None:
+async def test_process_batch_of_one_sent_twice_is_accepted_then_duplicate(store: SqliteStore) -> None:
     dispatcher = Dispatcher(SidecarMetrics())
     sent = text_message("你好")
-    assert (await dispatcher.process(store, sent))["status"] == "accepted"
-    assert (await dispatcher.process(store, sent))["status"] == "duplicate"
+    assert [r["status"] for r in await dispatcher.process_batch(store, [sent])] == ["accepted"]
+    assert [r["status"] for r in await dispatcher.process_batch(store, [sent])] == ["duplicate"]
 
 
 async def test_process_empty_batch_touches_nothing(store: SqliteStore, tmp_path: Path) -> None:
