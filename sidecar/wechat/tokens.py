@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -138,7 +139,7 @@ class TokenManager:
                 await self.refresh_due()
             except Exception:
                 log.exception("token refresher round failed")
-            await asyncio.sleep(interval_s)
+            await self._sleep(interval_s)
 
     # recovery and fetching ----------------------------------------------------------------------
 
@@ -212,10 +213,13 @@ class TokenManager:
         return _Lease(self._store, key, self._owner, self._clock, ttl)
 
     async def _wait_for_other(self, key: str, current: TokenRecord | None, ttl: float) -> TokenRecord:
-        """Another replica holds the lease: wait for its token rather than fetching a second one."""
-        deadline = time.monotonic() + ttl
-        while time.monotonic() < deadline:
-            await asyncio.sleep(LEASE_POLL_S)
+        """Another replica holds the lease: wait for its token rather than fetching a second one.
+
+        The wait is counted in polls (``ttl`` worth of them), not read off a clock, so it runs on
+        the injected ``sleep`` alone.
+        """
+        for _ in range(math.ceil(ttl / LEASE_POLL_S)):
+            await self._sleep(LEASE_POLL_S)
             latest = await self._store.tokens.get(key)
             if latest is not None and (current is None or latest.version != current.version):
                 if latest.usable(self._clock()):

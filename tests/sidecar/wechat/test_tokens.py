@@ -119,8 +119,8 @@ async def test_get_token_persists_across_managers(rig: Rig) -> None:
 
 
 async def test_two_replicas_sharing_the_store_fetch_once(rig: Rig) -> None:
-    rig.wechat.token_delay_s = 0.3
-    a, b = rig.manager(), rig.manager()
+    rig.wechat.token_delay_s = 0.3  # real time, so the replica waiting for the lease polls in real time
+    a, b = (TokenManager(rig.config, rig.store, rig.api, SidecarMetrics(), clock=rig.clock) for _ in range(2))
     first, second = await asyncio.gather(a.get("main"), b.get("main"))
     assert first.token == second.token
     assert rig.wechat.token_fetches() == 1
@@ -225,6 +225,30 @@ async def test_stable_token_handing_back_the_refused_token_is_force_refreshed(ri
     await rig.manager().run("main", send, safe_to_repeat=True)
     bodies = [c.body["force_refresh"] for c in rig.wechat.of("mp_stable_token")]  # type: ignore[index]
     assert bodies == [False, True]
+
+
+async def test_get_while_another_replica_holds_the_refresh_lease_waits_for_its_token(rig: Rig) -> None:
+    key = rig.config.account("main").token_key  # type: ignore[union-attr]
+    assert await rig.store.tokens.acquire_refresh(key, "replica-other", now=T0, ttl_s=600)
+
+    async def other_replica_saves(delay: float) -> None:
+        rig.sleeps.delays.append(delay)
+        if len(rig.sleeps.delays) == 3:
+            await rig.store.tokens.save(key, "THEIRS", expires_at=T0 + 7000, fetched_at=T0, expected_version=0)
+
+    manager = TokenManager(rig.config, rig.store, rig.api, SidecarMetrics(), clock=rig.clock, sleep=other_replica_saves)
+    assert (await manager.get("main")).token.reveal() == "THEIRS"
+    assert (rig.wechat.token_fetches(), len(rig.sleeps.delays)) == (0, 3)
+
+
+async def test_get_while_another_replica_holds_the_lease_and_saves_nothing_gives_up_after_the_ttl(rig: Rig) -> None:
+    key = rig.config.account("main").token_key  # type: ignore[union-attr]
+    assert await rig.store.tokens.acquire_refresh(key, "replica-other", now=T0, ttl_s=600)
+    with pytest.raises(Retryable, match="another replica holds the token refresh"):
+        await rig.manager().get("main")
+    ttl = rig.config.wechat.timeout_s * rig.config.wechat.retry_attempts + 5.0
+    assert rig.wechat.token_fetches() == 0
+    assert sum(rig.sleeps.delays) == pytest.approx(ttl)
 
 
 # retries ----------------------------------------------------------------------------------------
