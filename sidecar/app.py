@@ -135,12 +135,17 @@ async def tokens_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process answers."""
+    """Liveness: the process and its event loop answer; nothing more is claimed."""
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store answers (it is migrated once open)."""
+    """Readiness: the store answers a query (migrations ran when it opened), else 503 with why.
+
+    Only the store is consulted: without it nothing works, whereas a failing relay pull client
+    or WeChat outage leaves the rest serving (they show in ``wxsc_pull_errors_total`` and
+    ``wxsc_wechat_calls_total``).
+    """
     try:
         await request.app[STORE].ping()
     except StoreError as exc:
