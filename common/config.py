@@ -14,9 +14,11 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, overload
 
 T = TypeVar("T")
+C = TypeVar("C", bound=str)
+Check = Callable[[T], "str | None"]
 
 
 class ConfigError(Exception):
@@ -69,7 +71,17 @@ REQUIRED: Any = _Missing()
 
 
 class Section:
-    """One TOML table being read; records problems against dotted key names."""
+    """One TOML table being read; records problems against dotted key names.
+
+    Every getter returns its declared type: the value when it is usable, otherwise (after
+    recording the problem) the default, or for a required key a placeholder of the type that
+    is never used, because ``load`` raises once any problem is recorded. ``check`` functions
+    (``value -> problem or None``, like ``contract.secret_problem``) run on well-typed values
+    only, so one bad key yields one problem line.
+
+    Defaults are the config dataclass's own (``s.number("timeout_s", RelayConfig.timeout_s)``):
+    a dataclass keeps a field's default as a class attribute, so each default is written once.
+    """
 
     def __init__(self, data: dict[str, Any], path: str, base_dir: Path, problems: list[str]) -> None:
         self._data = data
@@ -92,7 +104,13 @@ class Section:
     def problem(self, name: str, reason: str) -> None:
         self.problems.append(f"{self.key(name)}: {reason}")
 
+    def waive_unknown_keys(self) -> None:
+        """Report no unknown key in this table: which keys exist depends on a key that is itself
+        invalid (an account's ``kind``), so judging the rest would only add noise."""
+        self._read.update(self._data)
+
     def _get(self, name: str, default: Any, kind: type | tuple[type, ...], label: str) -> Any:
+        """The raw value if present and of ``kind``, else ``default`` (a problem recorded)."""
         self._read.add(name)
         if name not in self._data:
             if default is REQUIRED:
@@ -107,71 +125,104 @@ class Section:
             return default
         return value
 
-    def text(self, name: str, default: Any = REQUIRED, *, choices: tuple[str, ...] = ()) -> Any:
+    def _checked(
+        self, name: str, default: Any, placeholder: T, kind: type | tuple[type, ...], label: str, check: Check[T] | None
+    ) -> T:
+        """The value of a present, well-typed key that passes ``check``; else the default (the
+        placeholder for a required key). Defaults are never judged: they are valid by design."""
+        fallback = cast(T, placeholder if default is REQUIRED else default)
+        if name not in self._data:
+            self._get(name, default, kind, label)
+            return fallback
+        value = self._get(name, REQUIRED, kind, label)
+        if value is REQUIRED:
+            return fallback
+        problem = check(value) if check is not None else None
+        if problem:
+            self.problem(name, problem)
+            return fallback
+        return cast(T, value)
+
+    def failed(self, name: str) -> bool:
+        """Whether a problem is already recorded for ``name``, so that a rule depending on it
+        ("required when mode = push") does not add a second line about the same key."""
+        prefix = self.key(name) + ":"
+        return any(p.startswith(prefix) for p in self.problems)
+
+    def value(self, name: str, kind: type | tuple[type, ...], label: str) -> Any:
+        """A value of one of several types (``label`` names them), or None when absent or
+        another type; for keys whose shape needs its own reading (a preset name or a table)."""
+        return self._get(name, None, kind, label)
+
+    def text(self, name: str, default: str = REQUIRED, *, check: Check[str] | None = None) -> str:
+        return self._checked(name, default, "", str, "a string", check)
+
+    @overload
+    def choice(self, name: str, choices: tuple[C, ...]) -> C | None: ...
+    @overload
+    def choice(self, name: str, choices: tuple[C, ...], default: C) -> C: ...
+    def choice(self, name: str, choices: tuple[C, ...], default: Any = REQUIRED) -> C | None:
+        """One of ``choices`` (typed as they are); a required key that is not one gives None."""
         value = self._get(name, default, str, "a string")
-        if choices and isinstance(value, str) and value not in choices:
+        match = next((c for c in choices if c == value), None)
+        if match is None and isinstance(value, str) and value is not default:
             self.problem(name, f"must be one of {', '.join(choices)} (got {value!r})")
-            return default
-        return value
+        if match is not None:
+            return match
+        return None if default is REQUIRED else cast(C, default)
 
-    def boolean(self, name: str, default: Any = REQUIRED) -> Any:
-        return self._get(name, default, bool, "true or false")
+    def boolean(self, name: str, default: bool) -> bool:
+        return bool(self._get(name, default, bool, "true or false"))
 
-    def integer(self, name: str, default: Any = REQUIRED, *, min: int | None = None, max: int | None = None) -> Any:
-        value = self._get(name, default, int, "an integer")
-        return self._bounded(name, value, default, min, max)
+    def integer(self, name: str, default: int = REQUIRED, *, min: int | None = None, max: int | None = None) -> int:
+        return self._checked(name, default, 0, int, "an integer", _bounds(min, max))
 
-    def number(self, name: str, default: Any = REQUIRED, *, min: float | None = None, max: float | None = None) -> Any:
-        value = self._get(name, default, (int, float), "a number")
-        value = float(value) if isinstance(value, int | float) else value
-        return self._bounded(name, value, default, min, max)
+    def number(
+        self, name: str, default: float = REQUIRED, *, min: float | None = None, max: float | None = None
+    ) -> float:
+        return float(self._checked(name, default, 0.0, (int, float), "a number", _bounds(min, max)))
 
-    def _bounded(self, name: str, value: Any, default: Any, lo: Any, hi: Any) -> Any:
-        if not isinstance(value, int | float) or value is default:
-            return value
-        if lo is not None and value < lo:
-            self.problem(name, f"must be at least {lo}")
-            return default
-        if hi is not None and value > hi:
-            self.problem(name, f"must be at most {hi}")
-            return default
-        return value
+    def texts(self, name: str, default: list[str] = REQUIRED) -> list[str]:
+        return self._checked(name, default, [], list, "a list of strings", _all_strings)
 
-    def texts(self, name: str, default: Any = REQUIRED) -> Any:
-        value = self._get(name, default, list, "a list of strings")
-        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
-            self.problem(name, "must be a list of strings")
-            return default
-        return value
-
-    def path(self, name: str, default: Any = REQUIRED) -> Any:
+    def path(self, name: str, default: Path = REQUIRED) -> Path:
         """A filesystem path; relative paths resolve against the config file's folder."""
-        value = self.text(name, default)
-        return self._base_dir / value if isinstance(value, str) else value
+        value = self._get(name, default, str, "a string")
+        if isinstance(value, str):
+            return self._base_dir / value
+        return Path() if default is REQUIRED else default
 
-    def secret(self, name: str, default: Any = REQUIRED) -> Any:
-        """A literal string, ``{ env = "VAR" }`` or ``{ file = "path" }``; empty is refused."""
+    def secret(self, name: str, *, check: Check[str] | None = None) -> Secret:
+        """A required secret: a literal string, ``{ env = "VAR" }`` or ``{ file = "path" }``;
+        empty is refused, ``check`` judges the revealed value."""
+        found = self.optional_secret(name, required=True, check=check)
+        return found if found is not None else Secret("invalid")
+
+    def optional_secret(
+        self, name: str, *, required: bool = False, check: Check[str] | None = None
+    ) -> Secret | None:
+        """Like :meth:`secret`, None when the key is absent or unusable."""
         self._read.add(name)
         if name not in self._data:
-            if default is REQUIRED:
+            if required:
                 self.problem(name, "is required")
-            return default
-        return self._resolve_secret(name, self._data[name])
+            return None
+        return self._resolve_secret(name, self._data[name], check)
 
-    def secret_list(self, name: str, default: Any = REQUIRED) -> Any:
+    def secret_list(self, name: str, *, check: Check[str] | None = None) -> list[Secret]:
+        """A required non-empty list of secrets; each one judged as :meth:`secret` does."""
         self._read.add(name)
         if name not in self._data:
-            if default is REQUIRED:
-                self.problem(name, "is required")
-            return default
+            self.problem(name, "is required")
+            return []
         raw = self._data[name]
         if not isinstance(raw, list) or not raw:
             self.problem(name, "must be a non-empty list of secrets")
-            return default
-        resolved = [self._resolve_secret(f"{name}[{i}]", item) for i, item in enumerate(raw)]
+            return []
+        resolved = [self._resolve_secret(f"{name}[{i}]", item, check) for i, item in enumerate(raw)]
         return [s for s in resolved if s is not None]
 
-    def _resolve_secret(self, name: str, raw: Any) -> Secret | None:
+    def _resolve_secret(self, name: str, raw: Any, check: Check[str] | None) -> Secret | None:
         if isinstance(raw, str):
             value = raw
         elif isinstance(raw, dict) and set(raw) == {"env"} and isinstance(raw["env"], str):
@@ -193,8 +244,9 @@ class Section:
         else:
             self.problem(name, 'must be a string, { env = "VAR" } or { file = "path" }')
             return None
-        if not value:
-            self.problem(name, "is empty")
+        problem = "is empty" if not value else check(value) if check is not None else None
+        if problem:
+            self.problem(name, problem)
             return None
         return Secret(value)
 
@@ -281,6 +333,21 @@ def mask_url(value: str) -> str:
     return base + (rest[0] + "***" if rest else "")
 
 
+def _bounds(lo: float | None, hi: float | None) -> Check[float]:
+    def problem(value: float) -> str | None:
+        if lo is not None and value < lo:
+            return f"must be at least {lo}"
+        if hi is not None and value > hi:
+            return f"must be at most {hi}"
+        return None
+
+    return problem
+
+
+def _all_strings(values: list[Any]) -> str | None:
+    return None if all(isinstance(v, str) for v in values) else "must be a list of strings"
+
+
 def read_toml(path: Path) -> tuple[dict[str, Any], Path]:
     """Parse the file; unreadable or invalid TOML becomes a ConfigError with one line."""
     try:
@@ -305,26 +372,31 @@ def load(path: Path, build: Callable[[Section], T]) -> T:
     return result
 
 
-def parse_listen(section: Section, name: str, default: Any = REQUIRED) -> tuple[str, int]:
+def parse_listen(section: Section, name: str, default: str = REQUIRED) -> tuple[str, int]:
     """``"host:port"`` (IPv6 as ``"[::1]:8080"``); problems are recorded, not raised."""
-    value = section.text(name, default)
-    if not isinstance(value, str):
-        return ("127.0.0.1", 0)
+    value = section.text(name, default, check=_listen_problem)
+    return _split_listen(value) or ("127.0.0.1", 0)
+
+
+def _split_listen(value: str) -> tuple[str, int] | None:
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        section.problem(name, f"must be host:port (got {value!r})")
-        return ("127.0.0.1", 0)
+        return None
     return host, int(port)
+
+
+def _listen_problem(value: str) -> str | None:
+    return None if _split_listen(value) else f"must be host:port (got {value!r})"
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(section: Section, name: str, default: Any = REQUIRED) -> list[Network]:
+def parse_networks(section: Section, name: str, default: list[str] = REQUIRED) -> list[Network]:
     values = section.texts(name, default)
     networks: list[Network] = []
-    for value in values if isinstance(values, list) else []:
+    for value in values:
         try:
             networks.append(ipaddress.ip_network(value, strict=False))
         except ValueError:

@@ -4,10 +4,17 @@ Both tiers import this package; it imports neither of them and no HTTP library, 
 can read the whole contract here.
 """
 
+from contract.accounts import (
+    ACCOUNT_KINDS,
+    ACCOUNT_NAME_RE,
+    RELAY_MODES,
+    AccountKind,
+    RelayMode,
+    account_name_problem,
+)
 from contract.errors import ContractError, MalformedPayload, SignatureError
 from contract.events import (
     Envelope,
-    Kind,
     Mode,
     dedupe_key,
     event_id,
@@ -20,10 +27,12 @@ from contract.results import (
     Reply,
     Result,
     dump_json,
+    events_body,
     load_json,
     parse_events,
     parse_reply,
     parse_results,
+    results_body,
     text_reply,
 )
 from contract.signing import RelaySigner, RelayVerifier, generate_secret, secret_problem
@@ -33,23 +42,29 @@ LEASE_PATH = "/relay/v1/lease"
 ACK_PATH = "/relay/v1/ack"
 
 __all__ = [
+    "ACCOUNT_KINDS",
+    "ACCOUNT_NAME_RE",
     "ACK_PATH",
     "LEASE_PATH",
     "MAX_BATCH",
     "PUSH_PATH",
+    "RELAY_MODES",
+    "AccountKind",
     "ContractError",
     "Envelope",
-    "Kind",
     "MalformedPayload",
     "Mode",
+    "RelayMode",
     "RelaySigner",
     "RelayVerifier",
     "Reply",
     "Result",
     "SignatureError",
+    "account_name_problem",
     "dedupe_key",
     "dump_json",
     "event_id",
+    "events_body",
     "format_timestamp",
     "generate_secret",
     "load_json",
@@ -58,6 +73,7 @@ __all__ = [
     "parse_events",
     "parse_reply",
     "parse_results",
+    "results_body",
     "secret_problem",
     "text_reply",
 ]

@@ -11,12 +11,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
+from contract.accounts import ACCOUNT_KINDS, AccountKind
 from contract.errors import ContractError
 
-Kind = Literal["mp", "wecom"]
 Mode = Literal["plain", "compat", "safe"]
 
-KINDS: frozenset[str] = frozenset({"mp", "wecom"})
 MODES: frozenset[str] = frozenset({"plain", "compat", "safe"})
 EVENT_ID_RE = re.compile(r"^evt_[0-9a-f]{32}$")
 
@@ -26,7 +25,7 @@ class Envelope(TypedDict):
 
     id: str
     account: str
-    kind: Kind
+    kind: AccountKind
     mode: Mode
     received_at: str
     message: dict[str, Any]
@@ -57,7 +56,7 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def make_envelope(
-    account: str, kind: Kind, mode: Mode, message: dict[str, Any], received_at: datetime
+    account: str, kind: AccountKind, mode: Mode, message: dict[str, Any], received_at: datetime
 ) -> Envelope:
     """Build the envelope for a decrypted callback; the id is derived, never chosen."""
     return Envelope(
@@ -79,7 +78,7 @@ def parse_envelope(obj: Any) -> Envelope:
             raise ContractError(f"event field {field!r} missing or not a string")
     if not EVENT_ID_RE.match(obj["id"]):
         raise ContractError(f"event id {obj['id'][:40]!r} is not evt_ + 32 hex digits")
-    if obj["kind"] not in KINDS:
+    if obj["kind"] not in ACCOUNT_KINDS:
         raise ContractError(f"event kind {obj['kind'][:20]!r} is not mp or wecom")
     if obj["mode"] not in MODES:
         raise ContractError(f"event mode {obj['mode'][:20]!r} is not plain, compat or safe")

@@ -7,6 +7,7 @@ An event is acknowledged only when its id appears here with status ``accepted`` 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, Literal, TypedDict
 
 from contract.errors import ContractError, MalformedPayload
@@ -71,6 +72,21 @@ def parse_events(obj: Any) -> list[Envelope]:
     if len(obj["events"]) > MAX_BATCH:
         raise MalformedPayload(f"at most {MAX_BATCH} events per request")
     return [parse_envelope(event) for event in obj["events"]]
+
+
+def events_body(envelopes: Iterable[str], **fields: Any) -> bytes:
+    """``{"events": [...], **fields}`` (a push body or a lease answer) from envelopes already
+    serialised by :func:`dump_json`, byte for byte what ``dump_json`` would write for the parsed
+    envelopes: a relay batch (up to 100 events) is spliced, not parsed and re-serialised."""
+    events = '{"events":[' + ",".join(envelopes) + "]"
+    if not fields:
+        return (events + "}").encode("utf-8")
+    return (events + ",").encode("utf-8") + dump_json(fields)[1:]
+
+
+def results_body(results: Iterable[Result]) -> bytes:
+    """``{"results": [...]}`` (a push answer or a pull-mode ack), the bytes that get signed."""
+    return dump_json({"results": list(results)})
 
 
 def load_json(body: bytes) -> Any:

@@ -15,9 +15,9 @@ from aiohttp import web
 from common.headers import plain_server_header
 from gateway.config import GatewayConfig
 from gateway.health import setup_health
-from gateway.keys import CLOCK, CONFIG, METRICS, RELAY, SPOOL
+from gateway.keys import CLOCK, CONFIG, METRICS, RELAY, SPOOL, EventSpool, RelayHealth
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import body_limits, edge
+from gateway.middleware import MIDDLEWARES
 from gateway.relay.service import relay_service
 from gateway.spool.queue import Spool
 from gateway.wechat.callback import setup_callbacks
@@ -28,17 +28,38 @@ __all__ = ["SPOOL_STORE", "create_app", "relay_ctx", "spool_ctx"]
 SPOOL_STORE: web.AppKey[Spool] = web.AppKey("spool_store", Spool)
 
 
-def create_app(config: GatewayConfig, *, clock: Callable[[], float] = time.time) -> web.Application:
-    """Build the app for ``config``; ``clock`` (unix seconds) drives freshness and timestamps."""
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[edge, body_limits])
+def create_app(
+    config: GatewayConfig,
+    *,
+    clock: Callable[[], float] = time.time,
+    spool: EventSpool | None = None,
+    relay: RelayHealth | None = None,
+) -> web.Application:
+    """Build the app for ``config``; ``clock`` (unix seconds) drives freshness and timestamps.
+
+    The spool and the relay are built from ``config`` when the app starts, unless given here:
+    then the app uses them as they are and neither opens nor closes them (whoever made them
+    owns them). The relay needs the real spool, so a spool of another kind comes with a relay.
+    """
+    if relay is None and spool is not None and not isinstance(spool, Spool):
+        raise TypeError("the relay reads the real spool: pass a relay along with this spool")
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=MIDDLEWARES)
     app.on_response_prepare.append(plain_server_header)
     app[CONFIG] = config
     app[METRICS] = GatewayMetrics()
     app[CLOCK] = clock
     setup_callbacks(app, config)
     setup_health(app)
-    app.cleanup_ctx.append(spool_ctx)
-    app.cleanup_ctx.append(relay_ctx)
+    if spool is None:
+        app.cleanup_ctx.append(spool_ctx)
+    else:
+        app[SPOOL] = spool
+        if isinstance(spool, Spool):
+            app[SPOOL_STORE] = spool
+    if relay is None:
+        app.cleanup_ctx.append(relay_ctx)
+    else:
+        app[RELAY] = relay
     return app
 
 

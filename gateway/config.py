@@ -10,17 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from common.config import Secret, Section, load, parse_listen
-from contract import secret_problem
+from contract import ACCOUNT_KINDS, RELAY_MODES, AccountKind, RelayMode, account_name_problem, secret_problem
 
-AccountKind = Literal["mp", "wecom"]
-RelayMode = Literal["push", "pull"]
-
-ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
+URL_RE = re.compile(r"^https?://[^/\s]+")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ def load_config(path: Path | str) -> GatewayConfig:
 
 
 def _build(root: Section) -> GatewayConfig:
-    log_level = root.text("log_level", "info", choices=("debug", "info", "warning", "error"))
+    log_level = root.choice("log_level", LOG_LEVELS, GatewayConfig.log_level)
     server = _server(root.table("server", required=True))
     spool = _spool(root.table("spool", required=True))
     relay = _relay(root.table("relay", required=True))
@@ -107,85 +104,85 @@ def _build(root: Section) -> GatewayConfig:
 
 
 def _server(s: Section) -> ServerConfig:
-    host, port = parse_listen(s, "listen", "127.0.0.1:8080")
+    host, port = parse_listen(s, "listen", f"{ServerConfig.host}:{ServerConfig.port}")
     return ServerConfig(
         host=host,
         port=port,
-        max_body_bytes=s.integer("max_body_bytes", 64 * 1024, min=1024, max=4 * 1024 * 1024),
-        shutdown_timeout_s=s.number("shutdown_timeout_s", 10.0, min=0.1, max=120),
-        body_timeout_s=s.number("body_timeout_s", 15.0, min=0.1, max=300),
-        max_connections=s.integer("max_connections", 1000, min=1, max=1_000_000),
+        max_body_bytes=s.integer("max_body_bytes", ServerConfig.max_body_bytes, min=1024, max=4 * 1024 * 1024),
+        shutdown_timeout_s=s.number("shutdown_timeout_s", ServerConfig.shutdown_timeout_s, min=0.1, max=120),
+        body_timeout_s=s.number("body_timeout_s", ServerConfig.body_timeout_s, min=0.1, max=300),
+        max_connections=s.integer("max_connections", ServerConfig.max_connections, min=1, max=1_000_000),
     )
 
 
 def _spool(s: Section) -> SpoolConfig:
     return SpoolConfig(
         path=s.path("path"),
-        retention_s=s.integer("retention_s", 7 * 24 * 3600, min=0),
-        dedupe_keep_s=s.integer("dedupe_keep_s", 48 * 3600, min=24 * 3600),
-        commit_window_ms=s.number("commit_window_ms", 2.0, min=0, max=50),
+        retention_s=s.integer("retention_s", SpoolConfig.retention_s, min=0),
+        dedupe_keep_s=s.integer("dedupe_keep_s", SpoolConfig.dedupe_keep_s, min=24 * 3600),
+        commit_window_ms=s.number("commit_window_ms", SpoolConfig.commit_window_ms, min=0, max=50),
     )
 
 
 def _relay(s: Section) -> RelayConfig:
-    mode = s.text("mode", "push", choices=("push", "pull"))
-    secrets = s.secret_list("secrets")
-    for i, secret in enumerate(secrets if isinstance(secrets, list) else []):
-        problem = secret_problem(secret.reveal())
-        if problem:
-            s.problem(f"secrets[{i}]", problem)
-    push_url = s.text("push_url", "")
-    if mode == "push" and not push_url:
+    mode = s.choice("mode", RELAY_MODES, "push")
+    secrets = s.secret_list("secrets", check=secret_problem)
+    push_url = s.text("push_url", RelayConfig.push_url, check=_url_problem)
+    if mode == "push" and not push_url and not s.failed("push_url"):
         s.problem("push_url", "is required when mode = \"push\"")
-    if push_url and not re.match(r"^https?://[^/\s]+", push_url):
-        s.problem("push_url", "must be an http:// or https:// URL")
-    pull_host, pull_port = parse_listen(s, "pull_listen", "127.0.0.1:8090")
+    pull_host, pull_port = parse_listen(s, "pull_listen", f"{RelayConfig.pull_host}:{RelayConfig.pull_port}")
     return RelayConfig(
         mode=mode,
-        secrets=tuple(secrets) if isinstance(secrets, list) else (),
+        secrets=tuple(secrets),
         push_url=push_url,
         pull_host=pull_host,
         pull_port=pull_port,
-        batch_max=s.integer("batch_max", 100, min=1, max=100),
-        timeout_s=s.number("timeout_s", 10.0, min=0.1, max=300),
-        backoff_initial_s=s.number("backoff_initial_s", 0.5, min=0.01, max=60),
-        backoff_max_s=s.number("backoff_max_s", 60.0, min=0.1, max=3600),
-        lease_s=s.integer("lease_s", 30, min=1, max=3600),
-        ready_max_lag_s=s.number("ready_max_lag_s", 600.0, min=1, max=7 * 24 * 3600),
+        batch_max=s.integer("batch_max", RelayConfig.batch_max, min=1, max=100),
+        timeout_s=s.number("timeout_s", RelayConfig.timeout_s, min=0.1, max=300),
+        backoff_initial_s=s.number("backoff_initial_s", RelayConfig.backoff_initial_s, min=0.01, max=60),
+        backoff_max_s=s.number("backoff_max_s", RelayConfig.backoff_max_s, min=0.1, max=3600),
+        lease_s=s.integer("lease_s", RelayConfig.lease_s, min=1, max=3600),
+        ready_max_lag_s=s.number("ready_max_lag_s", RelayConfig.ready_max_lag_s, min=1, max=7 * 24 * 3600),
     )
 
 
 def _account(s: Section) -> AccountConfig:
-    name = s.text("name")
-    if isinstance(name, str) and not ACCOUNT_NAME_RE.match(name):
-        s.problem("name", "must be 1-32 characters of letters, digits, _ or -")
-    kind = s.text("kind", choices=("mp", "wecom"))
+    name = s.text("name", check=account_name_problem)
+    kind = s.choice("kind", ACCOUNT_KINDS)
     app_id = s.text("app_id")
-    token = s.secret("token")
-    if isinstance(token, Secret) and not TOKEN_RE.match(token.reveal()):
-        s.problem("token", "must be 3-32 letters or digits (WeChat's rule)")
-    aes_key = s.secret("encoding_aes_key", None)
-    if isinstance(aes_key, Secret) and not AES_KEY_RE.match(aes_key.reveal()):
-        s.problem("encoding_aes_key", "must be 43 characters [A-Za-z0-9]")
-    require_encryption = s.boolean("require_encryption", False)
-    if kind == "wecom" and aes_key is None:
+    token = s.secret("token", check=_token_problem)
+    aes_key = s.optional_secret("encoding_aes_key", check=_aes_key_problem)
+    require_encryption = s.boolean("require_encryption", AccountConfig.require_encryption)
+    if kind == "wecom" and not s.has("encoding_aes_key"):
         s.problem("encoding_aes_key", "is required for WeCom accounts (callbacks are always encrypted)")
-    if require_encryption and aes_key is None:
+    if require_encryption and not s.has("encoding_aes_key"):
         s.problem("encoding_aes_key", "is required when require_encryption = true")
-    legacy_path = s.boolean("legacy_path", False)
+    legacy_path = s.boolean("legacy_path", AccountConfig.legacy_path)
     if legacy_path and kind != "mp":
         s.problem("legacy_path", "is only for MP accounts (BlueKing's mp/callback path)")
     return AccountConfig(
-        name=name if isinstance(name, str) else "",
-        kind=kind if kind in ("mp", "wecom") else "mp",
-        app_id=app_id if isinstance(app_id, str) else "",
-        token=token if isinstance(token, Secret) else Secret("invalid"),
-        encoding_aes_key=aes_key if isinstance(aes_key, Secret) else None,
+        name=name,
+        kind=kind or "mp",
+        app_id=app_id,
+        token=token,
+        encoding_aes_key=aes_key,
         require_encryption=require_encryption,
-        max_clock_skew_s=s.integer("max_clock_skew", 300, min=0, max=86400),
-        reply_budget_s=s.number("reply_budget", 3.0, min=0, max=4.5),
+        max_clock_skew_s=s.integer("max_clock_skew", AccountConfig.max_clock_skew_s, min=0, max=86400),
+        reply_budget_s=s.number("reply_budget", AccountConfig.reply_budget_s, min=0, max=4.5),
         legacy_path=legacy_path,
     )
+
+
+def _url_problem(url: str) -> str | None:
+    return None if not url or URL_RE.match(url) else "must be an http:// or https:// URL"
+
+
+def _token_problem(token: str) -> str | None:
+    return None if TOKEN_RE.match(token) else "must be 3-32 letters or digits (WeChat's rule)"
+
+
+def _aes_key_problem(key: str) -> str | None:
+    return None if AES_KEY_RE.match(key) else "must be 43 characters [A-Za-z0-9]"
 
 
 __all__ = [

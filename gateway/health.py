@@ -1,9 +1,11 @@
 """Operational endpoints: ``/healthz`` (alive), ``/readyz`` (can take traffic), ``/metrics``.
 
-``/readyz`` answers 503 with a one-line reason when callbacks could not be committed (spool not
-writable) or when events pile up unrelayed (oldest unacknowledged event older than
-``relay.ready_max_lag_s``, or the relay reports itself unhealthy): a load balancer should then
-send WeChat elsewhere, and an operator should look.
+``/readyz`` answers 503 with a one-line reason when callbacks could not be committed (the spool
+fails its write probe), when the relay is not running (push workers stopped, pull listener
+down) or when events pile up unrelayed (oldest unacknowledged event older than
+``relay.ready_max_lag_s``): a load balancer should then send WeChat elsewhere, and an operator
+should look. A push relay that is merely retrying a failing sidecar stays ready until the lag
+limit says otherwise: WeChat's callbacks are still safe in the spool.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """``ready``, or 503 with the first readiness problem found (see the module docstring)."""
     problem = await _readiness_problem(request.app)
     if problem:
         return web.Response(status=503, text=problem, content_type="text/plain")
@@ -42,11 +45,8 @@ async def _readiness_problem(app: web.Application) -> str:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text; the spool gauges are refreshed from ``stats()`` on every scrape.
-
-    (The SQLite spool also binds the gauges to its counters with ``set_function``, which then
-    takes precedence; setting them here keeps any EventSpool's gauges current.)
-    """
+    """Prometheus text; the spool gauges are set from ``stats()`` on every scrape (the spool keeps
+    its depth and oldest age as counters, so a scrape costs no query)."""
     registry = request.app[METRICS]
     stats = request.app[SPOOL].stats()
     registry.spool_depth.set(stats.depth)

@@ -1,4 +1,4 @@
-"""The edge of the public app: a request id on every request, every failure mapped to HTTP once.
+"""The edge of the public app: every failure mapped to HTTP once (the request id is common's).
 
 A ``GatewayError`` becomes its status and a one-line plain-text reason, logged once at warning
 (4xx) or error (5xx). Anything else is a bug in our code: the traceback goes to the log only and
@@ -8,43 +8,28 @@ WeChat gets a 503, so it retries the callback instead of it being lost behind a 
 from __future__ import annotations
 
 import logging
-import re
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from common.http import request_id_middleware
 from common.listener import BodyDeadlineExpired, body_deadline
-from common.logs import new_request_id, request_id
 from gateway.errors import BodyTimeout, ClientGone, GatewayError
 from gateway.keys import CONFIG
 
-__all__ = ["REQUEST_ID_HEADER", "body_limits", "edge"]
+__all__ = ["MIDDLEWARES", "body_limits", "edge"]
 
 log = logging.getLogger("gateway.http")
 
-REQUEST_ID_HEADER = "X-Request-Id"
-_INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")  # nginx's $request_id is 32 hex digits
 INTERNAL_REASON = "internal error; retry later"
 
 
 @web.middleware
 async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind the request id for logs, run the handler, answer errors with their one line."""
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    rid = incoming if _INCOMING_ID.match(incoming) else new_request_id()
-    token = request_id.set(rid)
-    try:
-        response = await _answer(request, handler)
-    except web.HTTPException as exc:  # aiohttp's own answers (404 route, 405 method)
-        exc.headers[REQUEST_ID_HEADER] = rid
-        raise
-    finally:
-        request_id.reset(token)
-    response.headers[REQUEST_ID_HEADER] = rid
-    return response
+    """Run the handler; answer a GatewayError with its one line and a bug with a 503.
 
-
-async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    It runs inside ``common.http.request_id_middleware``, so its log lines carry the request id.
+    """
     try:
         return await handler(request)
     except GatewayError as exc:
@@ -74,3 +59,8 @@ async def body_limits(request: web.Request, handler: Handler) -> web.StreamRespo
             raise BodyTimeout(str(exc)) from None
         except ConnectionResetError:
             raise ClientGone() from None
+
+
+# Outermost first: the request id is bound before the edge logs anything, and the edge maps the
+# body limits' errors like any other.
+MIDDLEWARES = (request_id_middleware, edge, body_limits)

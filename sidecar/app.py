@@ -9,23 +9,22 @@ Features plug in with one import and one call in :func:`create_app`: each featur
 exposes ``setup(app: web.Application) -> None`` that adds its routes, cleanup contexts (which
 run after the core ones, so STORE, HTTP, WXAPI and TOKENS are ready) and dispatcher handlers
 (``app[DISPATCHER].register(handler, kind="mp", msg_type="event", event="subscribe")``).
-Features import the AppKeys from ``sidecar.keys`` (importing ``sidecar.app`` would be circular);
-this module re-exports them for tests and tools.
+Everything, features, tools and tests alike, imports the AppKeys from ``sidecar.keys``: one
+import path (importing them from ``sidecar.app`` would be circular for features).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 
-from common import logs
 from common.headers import plain_server_header
+from common.http import request_id_middleware
 from common.listener import BodyDeadlineExpired, body_deadline
 from sidecar import binding, esb
 from sidecar.bk.callers import CallerAuth
@@ -58,25 +57,7 @@ log = logging.getLogger("sidecar.app")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-__all__ = [
-    "CALLERS",
-    "CLOCK",
-    "CONFIG",
-    "DISPATCHER",
-    "HTTP",
-    "HTTP_FACTORY",
-    "METRICS",
-    "STORE",
-    "TOKENS",
-    "WXAPI",
-    "Clock",
-    "SessionFactory",
-    "create_app",
-    "default_http_session",
-]
-
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
+__all__ = ["create_app", "default_http_session"]
 
 def create_app(
     config: SidecarConfig,
@@ -86,7 +67,7 @@ def create_app(
 ) -> web.Application:
     """Build the application; nothing is opened until the app starts."""
     app = web.Application(
-        middlewares=[request_context_middleware, error_middleware, body_limits],
+        middlewares=[request_id_middleware, access_log_middleware, error_middleware, body_limits],
         client_max_size=config.server.max_body_bytes,
     )
     app.on_response_prepare.append(plain_server_header)
@@ -95,7 +76,7 @@ def create_app(
     app[CLOCK] = clock
     app[METRICS] = metrics
     app[HTTP_FACTORY] = http_session_factory or (lambda: default_http_session(config))
-    app[DISPATCHER] = Dispatcher(clock=clock, metrics=metrics)
+    app[DISPATCHER] = Dispatcher(metrics, clock=clock)
     app[DISPATCHER].limit_accounts(frozenset(a.name for a in config.accounts))
     register_builtin_handlers(app[DISPATCHER])
     app[CALLERS] = CallerAuth(config.clients, clock=clock)
@@ -146,7 +127,7 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def tokens_ctx(app: web.Application) -> AsyncIterator[None]:
     """The token manager and its background refresher."""
-    manager = TokenManager(app[CONFIG], app[STORE], app[WXAPI], clock=app[CLOCK], metrics=app[METRICS])
+    manager = TokenManager(app[CONFIG], app[STORE], app[WXAPI], app[METRICS], clock=app[CLOCK])
     app[TOKENS] = manager
     task = asyncio.get_running_loop().create_task(manager.run_refresher())
     try:
@@ -157,12 +138,17 @@ async def tokens_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process answers."""
+    """Liveness: the process and its event loop answer; nothing more is claimed."""
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store answers (it is migrated once open)."""
+    """Readiness: the store answers a query (migrations ran when it opened), else 503 with why.
+
+    Only the store is consulted: without it nothing works, whereas a failing relay pull client
+    or WeChat outage leaves the rest serving (they show in ``wxsc_pull_errors_total`` and
+    ``wxsc_wechat_calls_total``).
+    """
     try:
         await request.app[STORE].ping()
     except StoreError as exc:
@@ -176,21 +162,19 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A request id for logs and the response; one JSON access line (path only: queries carry secrets)."""
-    incoming = request.headers.get("X-Request-Id", "")
-    rid = incoming if REQUEST_ID_RE.match(incoming) else logs.new_request_id()
-    token = logs.request_id.set(rid)
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One JSON access line and the request counter (path only: queries carry secrets).
+
+    It runs inside ``common.http.request_id_middleware``, so the line carries the request id.
+    """
     started = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
         status = response.status
-        response.headers["X-Request-Id"] = rid
         return response
     except web.HTTPException as exc:
         status = exc.status
-        exc.headers["X-Request-Id"] = rid
         raise
     finally:
         route = _route_name(request)
@@ -205,7 +189,6 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
-        logs.request_id.reset(token)
 
 
 @web.middleware

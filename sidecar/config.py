@@ -23,18 +23,20 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from common.config import Network, Secret, Section, load, mask_url, parse_listen, parse_networks
-from contract import secret_problem
+from contract import ACCOUNT_KINDS, RELAY_MODES, AccountKind, RelayMode, account_name_problem, secret_problem
 
-AccountKind = Literal["mp", "wecom"]
-RelayMode = Literal["push", "pull"]
 TokenMode = Literal["stable", "classic"]
 Identity = Literal["link", "bk_login", "header"]
 WecomLogin = Literal["qrconnect", "wwlogin"]
 
-ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+TOKEN_MODES: tuple[TokenMode, ...] = ("stable", "classic")
+IDENTITIES: tuple[Identity, ...] = ("link", "bk_login", "header")
+WECOM_LOGINS: tuple[WecomLogin, ...] = ("qrconnect", "wwlogin")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 APP_CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TEMPLATE_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -84,7 +86,7 @@ class WeChatConfig:
     wecom_api: str = "https://qyapi.weixin.qq.com"
     timeout_s: float = 10.0  # every outbound call; intranets reach WeChat through HTTPS_PROXY
     retry_attempts: int = 3  # bounded tries for -1/45009/network errors on repeat-safe calls
-    retry_backoff_s: float = 0.5  # first backoff; doubles per try, with jitter
+    retry_backoff_s: float = 0.5  # first backoff; doubles per try, full jitter (common.retry)
     token_margin_s: int = 300  # refresh this long before expiry (WeChat's old/new overlap is 5 min)
     send_concurrency: int = 8  # concurrent template sends per request
 
@@ -197,7 +199,7 @@ def load_config(path: Path | str) -> SidecarConfig:
 
 
 def _build(root: Section) -> SidecarConfig:
-    log_level = root.text("log_level", "info", choices=("debug", "info", "warning", "error"))
+    log_level = root.choice("log_level", LOG_LEVELS, SidecarConfig.log_level)
     server = _server(root.table("server", required=True))
     store = _store(root.table("store", required=True))
     relay = _relay(root.table("relay", required=True))
@@ -228,123 +230,117 @@ def _check_accounts(root: Section, accounts: tuple[AccountConfig, ...]) -> None:
         root.problems.append(f"accounts: exactly one account must set default = true (found: {found})")
 
 
-def _url(s: Section, name: str, default: Any) -> str:
-    value = s.text(name, default)
-    if isinstance(value, str) and value and not URL_RE.match(value):
-        s.problem(name, f"must be an http:// or https:// URL (got {mask_url(value)!r})")
-    return value.rstrip("/") if isinstance(value, str) else ""
+def _url(s: Section, name: str, default: str) -> str:
+    return s.text(name, default, check=_url_problem).rstrip("/")
+
+
+def _url_problem(url: str) -> str | None:
+    return None if not url or URL_RE.match(url) else f"must be an http:// or https:// URL (got {mask_url(url)!r})"
 
 
 def _server(s: Section) -> ServerConfig:
-    host, port = parse_listen(s, "listen", "127.0.0.1:8081")
+    host, port = parse_listen(s, "listen", f"{ServerConfig.host}:{ServerConfig.port}")
     shown = f"[{host}]" if ":" in host else host
     return ServerConfig(
         host=host,
         port=port,
         public_url=_url(s, "public_url", f"http://{shown}:{port}"),
-        max_body_bytes=s.integer("max_body_bytes", 1024 * 1024, min=1024, max=64 * 1024 * 1024),
-        shutdown_timeout_s=s.number("shutdown_timeout_s", 10.0, min=0.1, max=120),
-        body_timeout_s=s.number("body_timeout_s", 15.0, min=0.1, max=300),
-        max_connections=s.integer("max_connections", 1000, min=1, max=1_000_000),
+        max_body_bytes=s.integer("max_body_bytes", ServerConfig.max_body_bytes, min=1024, max=64 * 1024 * 1024),
+        shutdown_timeout_s=s.number("shutdown_timeout_s", ServerConfig.shutdown_timeout_s, min=0.1, max=120),
+        body_timeout_s=s.number("body_timeout_s", ServerConfig.body_timeout_s, min=0.1, max=300),
+        max_connections=s.integer("max_connections", ServerConfig.max_connections, min=1, max=1_000_000),
     )
 
 
 def _store(s: Section) -> StoreConfig:
-    url = s.text("url")
-    path = Path()
-    if isinstance(url, str):
-        scheme, sep, rest = url.partition(":///")
-        if not sep or scheme != "sqlite" or not rest:
-            s.problem("url", f'must be "sqlite:///relative/path" or "sqlite:////absolute/path" (got {mask_url(url)!r})')
-        else:
-            path = s.base_dir / rest  # an absolute rest ("/abs") replaces the base
+    url = s.text("url", check=_store_url_problem)
+    rest = url.partition(":///")[2]
     return StoreConfig(
-        url=url if isinstance(url, str) else "",
-        path=path,
-        busy_timeout_s=s.number("busy_timeout_s", 5.0, min=0.1, max=120),
-        inbox_retention_s=s.integer("inbox_retention_s", 7 * 24 * 3600, min=3600),
+        url=url,
+        path=s.base_dir / rest if rest else Path(),  # an absolute rest ("/abs") replaces the base
+        busy_timeout_s=s.number("busy_timeout_s", StoreConfig.busy_timeout_s, min=0.1, max=120),
+        inbox_retention_s=s.integer("inbox_retention_s", StoreConfig.inbox_retention_s, min=3600),
     )
 
 
+def _store_url_problem(url: str) -> str | None:
+    scheme, sep, rest = url.partition(":///")
+    if sep and scheme == "sqlite" and rest:
+        return None
+    return f'must be "sqlite:///relative/path" or "sqlite:////absolute/path" (got {mask_url(url)!r})'
+
+
 def _relay(s: Section) -> RelayConfig:
-    mode = s.text("mode", "push", choices=("push", "pull"))
-    secrets = s.secret_list("secrets")
-    for i, secret in enumerate(secrets if isinstance(secrets, list) else []):
-        problem = secret_problem(secret.reveal())
-        if problem:
-            s.problem(f"secrets[{i}]", problem)
-    pull_url = _url(s, "pull_url", "")
-    if mode == "pull" and not pull_url:
+    mode = s.choice("mode", RELAY_MODES, "push")
+    secrets = s.secret_list("secrets", check=secret_problem)
+    pull_url = _url(s, "pull_url", RelayConfig.pull_url)
+    if mode == "pull" and not pull_url and not s.failed("pull_url"):
         s.problem("pull_url", 'is required when mode = "pull"')
     return RelayConfig(
         mode=mode,
-        secrets=tuple(secrets) if isinstance(secrets, list) else (),
+        secrets=tuple(secrets),
         pull_url=pull_url,
-        timeout_s=s.number("timeout_s", 10.0, min=0.1, max=300),
-        lease_wait_s=s.integer("lease_wait_s", 25, min=0, max=60),
-        lease_max=s.integer("lease_max", 100, min=1, max=100),
-        backoff_initial_s=s.number("backoff_initial_s", 0.5, min=0.01, max=60),
-        backoff_max_s=s.number("backoff_max_s", 30.0, min=0.1, max=3600),
+        timeout_s=s.number("timeout_s", RelayConfig.timeout_s, min=0.1, max=300),
+        lease_wait_s=s.integer("lease_wait_s", RelayConfig.lease_wait_s, min=0, max=60),
+        lease_max=s.integer("lease_max", RelayConfig.lease_max, min=1, max=100),
+        backoff_initial_s=s.number("backoff_initial_s", RelayConfig.backoff_initial_s, min=0.01, max=60),
+        backoff_max_s=s.number("backoff_max_s", RelayConfig.backoff_max_s, min=0.1, max=3600),
     )
 
 
 def _wechat(s: Section) -> WeChatConfig:
     return WeChatConfig(
-        mp_api=_url(s, "mp_api", "https://api.weixin.qq.com"),
-        wecom_api=_url(s, "wecom_api", "https://qyapi.weixin.qq.com"),
-        timeout_s=s.number("timeout_s", 10.0, min=0.1, max=120),
-        retry_attempts=s.integer("retry_attempts", 3, min=1, max=10),
-        retry_backoff_s=s.number("retry_backoff_s", 0.5, min=0.0, max=30),
-        token_margin_s=s.integer("token_margin_s", 300, min=30, max=3600),
-        send_concurrency=s.integer("send_concurrency", 8, min=1, max=64),
+        mp_api=_url(s, "mp_api", WeChatConfig.mp_api),
+        wecom_api=_url(s, "wecom_api", WeChatConfig.wecom_api),
+        timeout_s=s.number("timeout_s", WeChatConfig.timeout_s, min=0.1, max=120),
+        retry_attempts=s.integer("retry_attempts", WeChatConfig.retry_attempts, min=1, max=10),
+        retry_backoff_s=s.number("retry_backoff_s", WeChatConfig.retry_backoff_s, min=0.0, max=30),
+        token_margin_s=s.integer("token_margin_s", WeChatConfig.token_margin_s, min=30, max=3600),
+        send_concurrency=s.integer("send_concurrency", WeChatConfig.send_concurrency, min=1, max=64),
     )
 
 
 def _account(s: Section) -> AccountConfig | None:
-    name = s.text("name")
-    if isinstance(name, str) and not ACCOUNT_NAME_RE.match(name):
-        s.problem("name", "must be 1-32 characters of letters, digits, _ or -")
-    kind = s.text("kind", choices=("mp", "wecom"))
+    name = s.text("name", check=account_name_problem)
+    kind = s.choice("kind", ACCOUNT_KINDS)
     default = s.boolean("default", False)
-    if kind not in ("mp", "wecom"):
-        s._read.update(s._data)  # the kind decides which keys exist; judge them once it is fixed
+    if kind is None:
+        s.waive_unknown_keys()  # the kind decides which keys exist; judge them once it is fixed
         return None
     account = _mp_account(s, name, default) if kind == "mp" else _wecom_account(s, name, default)
-    return account if isinstance(name, str) else None
+    return account if name else None  # a bad name was reported; "" would only add noise
 
 
-def _mp_account(s: Section, name: Any, default: bool) -> MpAccount:
-    app_id = s.text("app_id")
-    secret = s.secret("app_secret")
-    template_id = s.text("template_id")
-    if isinstance(template_id, str) and not template_id:
-        s.problem("template_id", "is empty")
-    token_mode = s.text("token_mode", "stable", choices=("stable", "classic"))
+def _mp_account(s: Section, name: str, default: bool) -> MpAccount:
     return MpAccount(
-        name=name if isinstance(name, str) else "",
-        app_id=app_id if isinstance(app_id, str) else "",
-        app_secret=secret if isinstance(secret, Secret) else Secret("invalid"),
-        template_id=template_id if isinstance(template_id, str) else "",
-        token_mode=token_mode,
+        name=name,
+        app_id=s.text("app_id"),
+        app_secret=s.secret("app_secret"),
+        template_id=s.text("template_id", check=_template_id_problem),
+        token_mode=s.choice("token_mode", TOKEN_MODES, MpAccount.token_mode),
         template_fields=_template_fields(s),
         default=default,
     )
 
 
+def _template_id_problem(template_id: str) -> str | None:
+    return None if template_id else "is empty"
+
+
 def _template_fields(s: Section) -> tuple[tuple[str, str], ...]:
     name = "template_fields"
     if not s.has(name):
-        return TEMPLATE_PRESETS["default"]
-    raw = s._get(name, None, (str, dict), "a preset name or a table of template key = BlueKing field")
+        return MpAccount.template_fields
+    raw = s.value(name, (str, dict), "a preset name or a table of template key = BlueKing field")
     if isinstance(raw, str):
         if raw not in TEMPLATE_PRESETS:
             s.problem(name, f"unknown preset {raw!r} (presets: {', '.join(TEMPLATE_PRESETS)})")
-            return TEMPLATE_PRESETS["default"]
+            return MpAccount.template_fields
         return TEMPLATE_PRESETS[raw]
     if not isinstance(raw, dict) or not raw:
         if raw is not None:
             s.problem(name, "must name at least one template key")
-        return TEMPLATE_PRESETS["default"]
+        return MpAccount.template_fields
     pairs: list[tuple[str, str]] = []
     for key, source in raw.items():
         if not TEMPLATE_KEY_RE.match(key):
@@ -358,59 +354,58 @@ def _template_fields(s: Section) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _wecom_account(s: Section, name: Any, default: bool) -> WecomAccount:
-    corp_id = s.text("corp_id")
-    secret = s.secret("corp_secret")
-    agent_id = s.integer("agent_id", min=0)
+def _wecom_account(s: Section, name: str, default: bool) -> WecomAccount:
     return WecomAccount(
-        name=name if isinstance(name, str) else "",
-        corp_id=corp_id if isinstance(corp_id, str) else "",
-        corp_secret=secret if isinstance(secret, Secret) else Secret("invalid"),
-        agent_id=agent_id if isinstance(agent_id, int) else 0,
+        name=name,
+        corp_id=s.text("corp_id"),
+        corp_secret=s.secret("corp_secret"),
+        agent_id=s.integer("agent_id", min=0),
         default=default,
     )
 
 
 def _client(s: Section) -> ClientConfig:
-    app_code = s.text("app_code")
-    if isinstance(app_code, str) and not APP_CODE_RE.match(app_code):
-        s.problem("app_code", "must be 1-64 characters of letters, digits, _ . or -")
-    secret = s.secret("app_secret")
     return ClientConfig(
-        app_code=app_code if isinstance(app_code, str) else "",
-        app_secret=secret if isinstance(secret, Secret) else Secret("invalid"),
-        may_get_token=s.boolean("may_get_token", False),
-        may_refresh_token=s.boolean("may_refresh_token", False),
+        app_code=s.text("app_code", check=_app_code_problem),
+        app_secret=s.secret("app_secret"),
+        may_get_token=s.boolean("may_get_token", ClientConfig.may_get_token),
+        may_refresh_token=s.boolean("may_refresh_token", ClientConfig.may_refresh_token),
     )
 
 
+def _app_code_problem(app_code: str) -> str | None:
+    return None if APP_CODE_RE.match(app_code) else "must be 1-64 characters of letters, digits, _ . or -"
+
+
+def _header_problem(header: str) -> str | None:
+    return None if HEADER_RE.match(header) else "must be an HTTP header name"
+
+
 def _binding(s: Section) -> BindingConfig:
-    identity = s.text("identity", "link", choices=("link", "bk_login", "header"))
-    bk_login_url = _url(s, "bk_login_url", "")
-    if identity == "bk_login" and not bk_login_url:
+    identity = s.choice("identity", IDENTITIES, BindingConfig.identity)
+    bk_login_url = _url(s, "bk_login_url", BindingConfig.bk_login_url)
+    if identity == "bk_login" and not bk_login_url and not s.failed("bk_login_url"):
         s.problem("bk_login_url", 'is required when identity = "bk_login"')
-    user_header = s.text("user_header", "X-Remote-User")
-    if isinstance(user_header, str) and not HEADER_RE.match(user_header):
-        s.problem("user_header", "must be an HTTP header name")
+    user_header = s.text("user_header", BindingConfig.user_header, check=_header_problem)
     proxies = parse_networks(s, "trusted_proxies", [])
     if identity == "header" and not proxies and not s.has("trusted_proxies"):
         s.problem("trusted_proxies", 'is required when identity = "header" (only these peers may set the header)')
     return BindingConfig(
-        enabled=s.boolean("enabled", True),
+        enabled=s.boolean("enabled", BindingConfig.enabled),
         identity=identity,
         bk_login_url=bk_login_url,
-        user_header=user_header if isinstance(user_header, str) else "X-Remote-User",
+        user_header=user_header,
         trusted_proxies=tuple(proxies),
-        qr_ttl_s=s.integer("qr_ttl_s", 600, min=60, max=2_592_000),
-        link_ttl_s=s.integer("link_ttl_s", 600, min=60, max=7 * 24 * 3600),
-        wecom_login=s.text("wecom_login", "qrconnect", choices=("qrconnect", "wwlogin")),
+        qr_ttl_s=s.integer("qr_ttl_s", BindingConfig.qr_ttl_s, min=60, max=2_592_000),
+        link_ttl_s=s.integer("link_ttl_s", BindingConfig.link_ttl_s, min=60, max=7 * 24 * 3600),
+        wecom_login=s.choice("wecom_login", WECOM_LOGINS, BindingConfig.wecom_login),
     )
 
 
 def _audit(s: Section) -> AuditConfig:
     return AuditConfig(
-        store_bodies=s.boolean("store_bodies", False),
-        retention_s=s.integer("retention_s", 90 * 24 * 3600, min=0),
+        store_bodies=s.boolean("store_bodies", AuditConfig.store_bodies),
+        retention_s=s.integer("retention_s", AuditConfig.retention_s, min=0),
     )
 
 

@@ -2,6 +2,11 @@
 
 A security reviewer can confirm from the gateway's code alone that it holds no AppSecret and
 calls no WeChat API; these tests make that claim mechanical (docs/SECURITY.md cites them).
+
+contract/ is the wire alone: no HTTP library, so it can be read (and reused) without a server.
+common/ may import aiohttp since both tiers are aiohttp apps and share one request-id middleware
+(``common.http``) rather than two copies; it still imports neither tier, devtools nor contract,
+so it stays policy-free.
 """
 
 from __future__ import annotations

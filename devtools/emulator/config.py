@@ -278,7 +278,7 @@ def _mp_app(sec: Section, raw: Mapping[str, Any]) -> MpApp:
         secret=_secret(sec, "secret"),
         token=_secret(sec, "token"),
         original_id=_required(sec, "original_id"),
-        mode=sec.text("mode", "plain", choices=MODES),
+        mode=sec.choice("mode", MODES, "plain"),
         encoding_aes_key=_secret(sec, "encoding_aes_key") if sec.has("encoding_aes_key") else "",
         callback_url=sec.text("callback_url", ""),
         templates=tuple(templates),

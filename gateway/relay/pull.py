@@ -23,7 +23,7 @@ from common.http_server import AppRunner
 from gateway.config import RelayConfig
 from gateway.errors import SpoolUnavailable
 from gateway.metrics import GatewayMetrics
-from gateway.spool.queue import Leased, Spool, events_json
+from gateway.spool.queue import Leased, Spool
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class PullRelay:
         leased = await self._long_poll(request, min(limit, self._relay.batch_max), wait_s)
         if leased:
             log.info("pull relay leased events", extra={"events": len(leased)})
-        body = events_json(leased, lease_seconds=self._relay.lease_s)
+        body = contract.events_body((item.body for item in leased), lease_seconds=self._relay.lease_s)
         return web.Response(status=200, body=body, content_type="application/json")
 
     async def _ack(self, request: web.Request) -> web.Response:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 
@@ -24,10 +23,11 @@ import aiohttp
 
 import contract
 from common.answers import CHUNK_BYTES, AnswerTooLarge, read_capped
+from common.retry import RetryPolicy
 from gateway.config import RelayConfig
 from gateway.errors import SpoolUnavailable
 from gateway.metrics import GatewayMetrics
-from gateway.spool.queue import Leased, Spool, events_json
+from gateway.spool.queue import Leased, Spool
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,8 @@ class Backoff:
     pause rather than one per worker.
     """
 
-    def __init__(self, initial_s: float, max_s: float, *, rng: random.Random | None = None) -> None:
-        self._initial_s = initial_s
-        self._max_s = max_s
-        self._rng = rng or random.SystemRandom()
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
         self._failures = 0
         self._resume_at = 0.0
         self._healthy = asyncio.Event()
@@ -68,9 +66,8 @@ class Backoff:
         return self._failures
 
     def delay(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, initial * 2**(attempt-1))]."""
-        ceiling = min(self._max_s, self._initial_s * 2 ** min(max(attempt, 1) - 1, 32))
-        return self._rng.uniform(0, ceiling)
+        """The pause before retry ``attempt`` (``common.retry``: full jitter under the cap)."""
+        return self._policy.delay(attempt)
 
     async def admit(self, worker: int) -> None:
         if self._failures and worker != 0:
@@ -108,7 +105,7 @@ class PushRelay:
         self._spool = spool
         self._metrics = metrics
         self._signer = contract.RelaySigner([s.reveal() for s in relay.secrets], clock=clock)
-        self._backoff = Backoff(relay.backoff_initial_s, relay.backoff_max_s)
+        self._backoff = Backoff(RetryPolicy(relay.backoff_initial_s, relay.backoff_max_s))
         self._workers = workers
         self._lease_s = relay.timeout_s + LEASE_MARGIN_S
         self._session: aiohttp.ClientSession | None = None
@@ -192,7 +189,7 @@ class PushRelay:
         ids = [item.id for item in batch]
         self._metrics.relay_attempts.labels(MODE).inc()
         try:
-            results = await self._post(events_json(batch))
+            results = await self._post(contract.events_body(item.body for item in batch))
         except PushFailed as exc:
             self._metrics.relay_failures.labels(MODE, exc.reason).inc()
             await self._give_back(ids, 0.0)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import contract
 from gateway.config import SpoolConfig
@@ -60,27 +60,12 @@ class Leased:
     """An event handed to a relay, with how many times it has been handed out (this one included).
 
     ``body`` is the envelope's JSON exactly as committed (``contract.dump_json``), so a relay can
-    splice it into its request body (:func:`events_json`) without parsing and re-serialising it.
+    splice it into its request body (``contract.events_body``) without parsing and re-serialising it.
     """
 
     id: str
     body: str
     attempts: int
-
-    @property
-    def envelope(self) -> contract.Envelope:
-        """The envelope as an object (parsed on each access; the relay itself never needs it)."""
-        return cast(contract.Envelope, json.loads(self.body))
-
-
-def events_json(batch: Sequence[Leased], **fields: Any) -> bytes:
-    """``{"events": [...], **fields}`` as ``contract.dump_json`` would write it for the parsed
-    envelopes, byte for byte, but spliced from the stored JSON: no parse and no re-serialisation
-    per event (a relay batch is up to 100 of them)."""
-    events = '{"events":[' + ",".join(item.body for item in batch) + "]"
-    if not fields:
-        return (events + "}").encode("utf-8")
-    return (events + ",").encode("utf-8") + contract.dump_json(fields)[1:]
 
 
 @dataclass

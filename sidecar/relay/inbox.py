@@ -120,7 +120,7 @@ class _Route:
 class Dispatcher:
     """Routes events to handlers by (kind, MsgType, Event) and runs them through the inbox."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time, metrics: SidecarMetrics | None = None) -> None:
+    def __init__(self, metrics: SidecarMetrics, *, clock: Callable[[], float] = time.time) -> None:
         self._routes: list[_Route] = []
         self._clock = clock
         self._metrics = metrics
@@ -152,10 +152,6 @@ class Dispatcher:
 
     def handlers_for(self, event: Event) -> list[Handler]:
         return [route.handler for route in self._routes if route.matches(event)]
-
-    async def process(self, store: Store, envelope: Envelope) -> Result:
-        """Process one event exactly once: a batch of one."""
-        return (await self.process_batch(store, [envelope]))[0]
 
     async def process_batch(self, store: Store, envelopes: Sequence[Envelope]) -> list[Result]:
         """Process a relayed batch exactly once, in one durable commit; results in event order.
@@ -238,8 +234,7 @@ class Dispatcher:
             )
 
     def _count(self, event: Event, status: str) -> None:
-        if self._metrics is not None:
-            self._metrics.relay_events.labels(event.account, status).inc()
+        self._metrics.relay_events.labels(event.account, status).inc()
 
 
 async def unsubscribe_handler(event: Event, tx: Repositories) -> Reply | None:

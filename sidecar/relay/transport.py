@@ -8,7 +8,7 @@ Both feed the same exactly-once inbox (``sidecar.relay.inbox.Dispatcher``):
 * pull — when ``[relay] mode = "pull"``: a background task long-polls the gateway's
   ``/relay/v1/lease``, processes each lease in one inbox commit and acknowledges it to
   ``/relay/v1/ack``, both requests signed; while the
-  gateway is unreachable it backs off exponentially with jitter. Its HTTP session ignores
+  gateway is unreachable it backs off (``common.retry``: full jitter, capped). Its HTTP session ignores
   proxy environment variables: the gateway is reached directly, not through the egress proxy.
   An answer over ``common.answers.MAX_ANSWER_BYTES`` is a failed lease (refused, logged, backed
   off); its events stay leased at the gateway and come again when the lease expires.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -26,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from common.answers import CHUNK_BYTES, AnswerTooLarge, read_capped
+from common.retry import RetryPolicy
 from contract import (
     ACK_PATH,
     LEASE_PATH,
@@ -39,6 +39,7 @@ from contract import (
     dump_json,
     load_json,
     parse_events,
+    results_body,
 )
 from sidecar.config import RelayConfig
 from sidecar.errors import MalformedRequest, PullError, RelayAuthError, SidecarError
@@ -80,7 +81,7 @@ async def receive_events(request: web.Request) -> web.Response:
         log.warning("relay request malformed", extra={"reason": str(exc)})
         raise MalformedRequest(str(exc)) from None
     results = await process_all(request.app[DISPATCHER], request.app[STORE], events)
-    return web.Response(body=dump_json({"results": results}), content_type="application/json")
+    return web.Response(body=results_body(results), content_type="application/json")
 
 
 async def process_all(dispatcher: Dispatcher, store: Store, events: list[Envelope]) -> list[Result]:
@@ -97,9 +98,9 @@ class PullClient:
         config: RelayConfig,
         dispatcher: Dispatcher,
         store: Store,
+        metrics: SidecarMetrics,
         *,
         clock: Callable[[], float] = time.time,
-        metrics: SidecarMetrics | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._session = session
@@ -109,6 +110,7 @@ class PullClient:
         self._signer = RelaySigner([s.reveal() for s in config.secrets], clock=clock)
         self._metrics = metrics
         self._sleep = sleep
+        self._retry = RetryPolicy(config.backoff_initial_s, config.backoff_max_s)
 
     def __repr__(self) -> str:
         return f"PullClient({self._config.pull_url!r})"
@@ -125,7 +127,7 @@ class PullClient:
                     await self._sleep(self._config.backoff_initial_s)  # a gateway that does not long-poll
             except SidecarError as exc:
                 failures += 1
-                delay = self._backoff(failures)
+                delay = self._retry.delay(failures)
                 log.warning("relay pull failed", extra={"reason": str(exc), "retry_in_s": round(delay, 2)})
                 await self._sleep(delay)
 
@@ -149,7 +151,7 @@ class PullClient:
             raise PullError(f"lease answer malformed: {exc}") from None
 
     async def _ack(self, results: list[Result]) -> None:
-        await self._post(ACK_PATH, dump_json({"results": results}), self._config.timeout_s, "ack")
+        await self._post(ACK_PATH, results_body(results), self._config.timeout_s, "ack")
 
     async def _post(self, path: str, body: bytes, timeout_s: float, stage: str) -> bytes:
         url = self._config.pull_url + path
@@ -180,19 +182,14 @@ class PullClient:
             raise PullError(f"{stage}: HTTP {status}")
         return raw
 
-    def _backoff(self, failures: int) -> float:
-        base = self._config.backoff_initial_s * float(1 << min(failures - 1, 16))
-        return min(self._config.backoff_max_s, base) * (0.5 + random.random() / 2)
-
     def _count(self, stage: str) -> None:
-        if self._metrics is not None:
-            self._metrics.pull_errors.labels(stage).inc()
+        self._metrics.pull_errors.labels(stage).inc()
 
 
 async def pull_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG].relay
     session = aiohttp.ClientSession(trust_env=False)
-    client = PullClient(session, config, app[DISPATCHER], app[STORE], clock=app[CLOCK], metrics=app[METRICS])
+    client = PullClient(session, config, app[DISPATCHER], app[STORE], app[METRICS], clock=app[CLOCK])
     task = asyncio.get_running_loop().create_task(client.run())
     log.info("relay pull client started", extra={"pull_url": config.pull_url})
     try:

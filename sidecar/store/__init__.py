@@ -1,7 +1,7 @@
 """Storage behind narrow async interfaces (``base``), implemented on SQLite (``sqlite``).
 
 Open it with :func:`open_store`; the app does so in its first cleanup context and publishes it
-under ``sidecar.app.STORE``.
+under ``sidecar.keys.STORE``.
 """
 
 from __future__ import annotations

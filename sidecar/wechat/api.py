@@ -46,7 +46,7 @@ class WeChatApi:
     """Typed WeChat calls. ``api`` names in errors and metrics: ``mp_token``, ``template_send``…"""
 
     def __init__(
-        self, session: aiohttp.ClientSession, config: WeChatConfig, metrics: SidecarMetrics | None = None
+        self, session: aiohttp.ClientSession, config: WeChatConfig, metrics: SidecarMetrics
     ) -> None:
         self._session = session
         self._config = config
@@ -198,8 +198,6 @@ class WeChatApi:
         return answer
 
     def _count(self, api: str, outcome: str, started: float) -> None:
-        if self._metrics is None:
-            return
         self._metrics.wechat_calls.labels(api, outcome).inc()
         self._metrics.wechat_latency.labels(api).observe(time.perf_counter() - started)
 

@@ -11,7 +11,7 @@ What it guarantees (wechat-protocol.md §3, "known SDK failures to avoid"):
 * refreshed ahead of expiry (``token_margin_s``) by a background task, so callers rarely wait;
 * on 40001/40014/42001 the stored token is expired only if it is still the one that failed,
   then fetched once and the call retried once — never a loop;
-* ``-1``, 45009 and network errors are retried with bounded, jittered backoff — token fetches
+* ``-1``, 45009 and network errors are retried with bounded backoff (``common.retry``) — token fetches
   always (they are safe to repeat), other calls only when the caller says ``safe_to_repeat``
   (a template send with a ``client_msg_id``, a WeCom send with duplicate check on).
 """
@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
 
+from common.retry import RetryPolicy
 from sidecar.config import AccountConfig, MpAccount, SidecarConfig
 from sidecar.errors import NotFound, Retryable, TokenInvalid
 from sidecar.metrics import SidecarMetrics
@@ -38,6 +39,7 @@ T = TypeVar("T")
 
 LEASE_POLL_S = 0.1
 STABLE_FORCE_SPACING_S = 30.0  # WeChat: force_refresh at most every 30 s (and 20 times a day)
+RETRY_MAX_S = 30.0  # the cap of a retry pause; callers wait through it, so keep it short
 
 
 class TokenManager:
@@ -46,9 +48,9 @@ class TokenManager:
         config: SidecarConfig,
         store: Store,
         api: WeChatApi,
+        metrics: SidecarMetrics,
         *,
         clock: Callable[[], float] = time.time,
-        metrics: SidecarMetrics | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._config = config
@@ -57,6 +59,7 @@ class TokenManager:
         self._clock = clock
         self._metrics = metrics
         self._sleep = sleep
+        self._retry = RetryPolicy(config.wechat.retry_backoff_s, RETRY_MAX_S)
         self._owner = "replica-" + secrets.token_hex(8)
         self._inflight: dict[str, asyncio.Task[TokenRecord]] = {}
         self._last_force: dict[str, float] = {}
@@ -110,7 +113,7 @@ class TokenManager:
                 attempts += 1
                 if not safe_to_repeat or attempts >= self._config.wechat.retry_attempts:
                     raise
-                await self._sleep(self._backoff(attempts))
+                await self._sleep(self._retry.delay(attempts))
 
     async def refresh_due(self) -> int:
         """Refresh every token within ``token_margin_s`` of expiry; returns how many were fetched.
@@ -136,7 +139,7 @@ class TokenManager:
                 await self.refresh_due()
             except Exception:
                 log.exception("token refresher round failed")
-            await asyncio.sleep(interval_s)
+            await self._sleep(interval_s)
 
     # recovery and fetching ----------------------------------------------------------------------
 
@@ -144,8 +147,7 @@ class TokenManager:
         """A call said the token is invalid: expire it if still stored, then get a new one once."""
         account = self.account(name)
         expired = await self._store.tokens.invalidate(account.token_key, failed.token.reveal())
-        if self._metrics is not None:
-            self._metrics.token_invalidations.labels(account.name, "yes" if expired else "no").inc()
+        self._metrics.token_invalidations.labels(account.name, "yes" if expired else "no").inc()
         log.warning("access token rejected by WeChat", extra={"account": account.name, "expired_it": expired})
         current = await self._store.tokens.get(account.token_key)
         if current is not None and current.version != failed.version and current.usable(self._clock()):
@@ -201,8 +203,7 @@ class TokenManager:
                 fetched_at=now,
                 expected_version=current.version if current else 0,
             )
-            if self._metrics is not None:
-                self._metrics.token_ttl.labels(account.name).set(fetched.expires_in)
+            self._metrics.token_ttl.labels(account.name).set(fetched.expires_in)
             if saved is not None:
                 return saved
             latest = await self._store.tokens.get(key)
@@ -212,10 +213,13 @@ class TokenManager:
         return _Lease(self._store, key, self._owner, self._clock, ttl)
 
     async def _wait_for_other(self, key: str, current: TokenRecord | None, ttl: float) -> TokenRecord:
-        """Another replica holds the lease: wait for its token rather than fetching a second one."""
-        deadline = time.monotonic() + ttl
-        while time.monotonic() < deadline:
-            await asyncio.sleep(LEASE_POLL_S)
+        """Another replica holds the lease: wait for its token rather than fetching a second one.
+
+        The wait is counted in polls (``ttl`` worth of them), not read off a clock, so it runs on
+        the injected ``sleep`` alone.
+        """
+        for _ in range(math.ceil(ttl / LEASE_POLL_S)):
+            await self._sleep(LEASE_POLL_S)
             latest = await self._store.tokens.get(key)
             if latest is not None and (current is None or latest.version != current.version):
                 if latest.usable(self._clock()):
@@ -235,7 +239,7 @@ class TokenManager:
                 self._count(account, "retryable")
                 if attempts >= self._config.wechat.retry_attempts:
                     raise
-                await self._sleep(self._backoff(attempts))
+                await self._sleep(self._retry.delay(attempts))
             except Exception:
                 self._count(account, "failed")
                 raise
@@ -260,10 +264,6 @@ class TokenManager:
         self._last_force[account.token_key] = now
         return True
 
-    def _backoff(self, attempt: int) -> float:
-        base = self._config.wechat.retry_backoff_s * float(1 << (attempt - 1))
-        return base * (0.5 + random.random() / 2)
-
     def _unique_accounts(self) -> list[AccountConfig]:
         seen: dict[str, AccountConfig] = {}
         for account in self._config.accounts:
@@ -271,8 +271,7 @@ class TokenManager:
         return list(seen.values())
 
     def _count(self, account: AccountConfig, outcome: str) -> None:
-        if self._metrics is not None:
-            self._metrics.token_fetches.labels(account.name, outcome).inc()
+        self._metrics.token_fetches.labels(account.name, outcome).inc()
 
 
 def _good(current: TokenRecord | None, failed: TokenRecord | None, now: float, need_left: float) -> bool:

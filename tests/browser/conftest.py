@@ -21,8 +21,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from contract import PUSH_PATH, RelaySigner, dump_json, make_envelope
-from sidecar.app import STORE, create_app
+from sidecar.app import create_app
 from sidecar.config import load_config
+from sidecar.keys import STORE
 from sidecar.store import Store
 from tests.browser.cdp import Browser, chromium_path, launch
 from tests.sidecar.helpers import CLIENT_SECRET, RELAY_SECRET, write_config

@@ -7,6 +7,8 @@ cannot be carried by XML at all, and bytes that are not UTF-8 are not a message:
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,7 +25,7 @@ async def take_only_event(gw: Callbacks) -> contract.Envelope:
     """The one event in the spool, leased and acknowledged so the next example starts empty."""
     leased = await gw.spool.lease(10, 30)
     assert len(leased) == 1
-    envelope = leased[0].envelope
+    envelope: contract.Envelope = json.loads(leased[0].body)
     await gw.spool.ack([contract.Result(id=envelope["id"], status="accepted", reply=None)])
     return envelope
 

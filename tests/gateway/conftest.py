@@ -16,12 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from gateway.app import create_app
 from gateway.config import GatewayConfig, load_config
-from gateway.health import setup_health
-from gateway.keys import CLOCK, CONFIG, METRICS, RELAY, SPOOL
-from gateway.metrics import GatewayMetrics
-from gateway.middleware import edge
-from gateway.wechat.callback import setup_callbacks
 from tests.gateway.helpers import CallbackBuilder, FakeSpool, write_config
 
 NOW = 1_700_000_000
@@ -127,16 +123,8 @@ def relay() -> HealthyRelay:
 
 
 def fake_app(config: GatewayConfig, spool: FakeSpool, relay: HealthyRelay, clock: FakeClock) -> web.Application:
-    """The public app's routes and edge around a fake spool and relay (no SQLite, no relay worker)."""
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[edge])
-    app[CONFIG] = config
-    app[METRICS] = GatewayMetrics()
-    app[CLOCK] = clock
-    app[SPOOL] = spool
-    app[RELAY] = relay
-    setup_callbacks(app, config)
-    setup_health(app)
-    return app
+    """The public app around a fake spool and relay (no SQLite, no relay worker)."""
+    return create_app(config, clock=clock, spool=spool, relay=relay)
 
 
 @pytest.fixture

@@ -345,3 +345,8 @@ async def test_edge_logs_shortened_openids_and_no_secrets(
 
 async def test_edge_unknown_route_is_404(client: AppClient) -> None:
     assert (await client.get("/wechat/main/other")).status == 404
+
+
+def test_create_app_fake_spool_without_a_relay_is_refused(config: GatewayConfig) -> None:
+    with pytest.raises(TypeError, match="pass a relay along with this spool"):
+        create_app(config, spool=FakeSpool())

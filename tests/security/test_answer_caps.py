@@ -26,6 +26,7 @@ from sidecar.binding import identity
 from sidecar.binding.errors import LoginUnavailable
 from sidecar.config import load_config
 from sidecar.errors import WeChatUnavailable
+from sidecar.metrics import SidecarMetrics
 from sidecar.relay.inbox import Dispatcher, register_builtin_handlers
 from sidecar.relay.transport import PullClient
 from sidecar.store import SqliteStore, open_sqlite_store
@@ -111,10 +112,10 @@ async def test_pull_client_lease_answer_of_768_mib_is_refused_bounded_and_the_ev
         url = str(server.make_url("")).rstrip("/")
         relay = f'mode = "pull"\npull_url = "{url}"\nbackoff_initial_s = 0.01\nlease_wait_s = 0'
         config = load_config(write_config(tmp_path, config_text().replace('mode = "push"', relay)))
-        dispatcher = Dispatcher()
+        dispatcher = Dispatcher(SidecarMetrics())
         register_builtin_handlers(dispatcher)
         async with aiohttp.ClientSession(trust_env=False) as session:
-            client = PullClient(session, config.relay, dispatcher, store)
+            client = PullClient(session, config.relay, dispatcher, store, SidecarMetrics())
             task = asyncio.get_running_loop().create_task(client.run())
             with caplog.at_level(logging.WARNING, logger="sidecar.relay.transport"):
                 peak = await peak_while(asyncio.wait_for(gateway.done.wait(), timeout=30))
@@ -149,7 +150,7 @@ async def test_wechat_client_answer_of_768_mib_is_unavailable_and_stays_bounded(
         base = str(server.make_url("")).rstrip("/")
         config = load_config(write_config(tmp_path, replace={"wechat": f'[wechat]\nmp_api = "{base}"\n'}))
         async with aiohttp.ClientSession(trust_env=False) as session:
-            api = WeChatApi(session, config.wechat)
+            api = WeChatApi(session, config.wechat, SidecarMetrics())
             peak = await peak_while(_refused(api.template_send("TOKEN", {"touser": "o"}), WeChatUnavailable))
     finally:
         await server.close()

@@ -22,6 +22,7 @@ from sidecar.app import create_app, default_http_session
 from sidecar.binding.identity import BkLogin
 from sidecar.config import load_config
 from sidecar.errors import WeChatUnavailable
+from sidecar.metrics import SidecarMetrics
 from sidecar.wechat.api import WeChatApi
 from tests.security.servers import REDIRECTS, Recorder, ServerFactory, redirector
 from tests.sidecar.helpers import config_text, write_config
@@ -47,7 +48,7 @@ async def test_wechat_client_redirected_token_fetch_never_sends_the_secret_on(
     wechat = f'[wechat]\nmp_api = "{base}"\nwecom_api = "{base}"\ntimeout_s = 2\n'
     config = load_config(write_config(tmp_path, replace={"wechat": wechat}))
     async with default_http_session(config) as session:
-        api = WeChatApi(session, config.wechat)
+        api = WeChatApi(session, config.wechat, SidecarMetrics())
         fetches = (
             lambda: api.mp_stable_token("wx1234567890abcdef", Secret(APP_SECRET)),
             lambda: api.mp_token_classic("wx1234567890abcdef", Secret(APP_SECRET)),

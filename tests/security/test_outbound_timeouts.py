@@ -21,6 +21,7 @@ from sidecar.binding import identity
 from sidecar.binding.errors import LoginUnavailable
 from sidecar.config import load_config
 from sidecar.errors import PullError, WeChatUnavailable
+from sidecar.metrics import SidecarMetrics
 from sidecar.relay.inbox import Dispatcher
 from sidecar.relay.transport import PullClient
 from sidecar.store import SqliteStore, open_sqlite_store
@@ -58,7 +59,7 @@ async def test_pull_client_gives_up_on_a_silent_gateway(silent_peer: str, tmp_pa
     relay = f'mode = "pull"\npull_url = "{silent_peer}"\ntimeout_s = 0.2\nlease_wait_s = 0'
     config = load_config(write_config(tmp_path, config_text().replace('mode = "push"', relay)))
     async with aiohttp.ClientSession(trust_env=False) as session:
-        client = PullClient(session, config.relay, Dispatcher(), store)
+        client = PullClient(session, config.relay, Dispatcher(SidecarMetrics()), store, SidecarMetrics())
         started = time.monotonic()
         with pytest.raises(PullError, match="no answer within"):
             await client.poll_once()
@@ -75,7 +76,7 @@ async def test_wechat_session_of_the_app_gives_up_on_a_silent_api(
     async with default_http_session(config) as session:
         started = time.monotonic()
         with pytest.raises(WeChatUnavailable, match="no answer"):
-            await WeChatApi(session, config.wechat).template_send("TOKEN", {"touser": "o"})
+            await WeChatApi(session, config.wechat, SidecarMetrics()).template_send("TOKEN", {"touser": "o"})
     assert time.monotonic() - started < BOUND_S
 
 

@@ -9,9 +9,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from sidecar.app import STORE, create_app
+from sidecar.app import create_app
 from sidecar.config import SidecarConfig, load_config
 from sidecar.errors import MalformedRequest, StoreUnavailable
+from sidecar.keys import STORE
 from tests.sidecar.helpers import write_config
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,6 @@ import contract
 from common.config import Secret
 from gateway.config import GatewayConfig, RelayConfig, ServerConfig, SpoolConfig
 from gateway.metrics import GatewayMetrics
-from gateway.relay.push import Backoff
 from gateway.relay.service import RelayService, relay_service
 from gateway.spool.queue import Leased, Spool
 from tests.gateway.spool.test_queue import FakeClock, envelope, sample
@@ -397,11 +395,3 @@ async def test_relay_service_unhealthy_when_lag_exceeds_limit(
     finally:
         await lagging.close()
 
-
-def test_backoff_delay_uses_full_jitter_under_the_cap() -> None:
-    backoff = Backoff(0.5, 8.0, rng=random.Random(7))
-    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (6, 8.0), (60, 8.0)]:
-        delays = [backoff.delay(attempt) for _ in range(200)]
-        assert all(0 <= d <= ceiling for d in delays)
-        assert max(delays) > ceiling * 0.8
-        assert min(delays) < ceiling * 0.2

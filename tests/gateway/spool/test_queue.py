@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -126,7 +127,7 @@ async def test_spool_unacked_events_survive_restart(open_spool: OpenSpool) -> No
     reopened = await open_spool()
     assert reopened.stats().depth == 2
     leased = await reopened.lease(10, 30)
-    assert [item.envelope for item in leased] == [envelope(1), envelope(2)]
+    assert [json.loads(item.body) for item in leased] == [envelope(1), envelope(2)]
 
 
 async def test_spool_leased_events_are_ready_again_after_restart(open_spool: OpenSpool) -> None:
@@ -136,7 +137,7 @@ async def test_spool_leased_events_are_ready_again_after_restart(open_spool: Ope
     await spool.close()
 
     reopened = await open_spool()
-    assert [item.envelope["id"] for item in await reopened.lease(10, 300)] == [envelope(1)["id"]]
+    assert [item.id for item in await reopened.lease(10, 300)] == [envelope(1)["id"]]
 
 
 async def test_spool_close_finishes_queued_commits(open_spool: OpenSpool, config: SpoolConfig) -> None:
@@ -164,8 +165,8 @@ async def test_spool_lease_hands_out_oldest_first_up_to_max(open_spool: OpenSpoo
         await spool.commit(envelope(n))
     first = await spool.lease(3, 30)
     second = await spool.lease(3, 30)
-    assert [item.envelope for item in first] == [envelope(0), envelope(1), envelope(2)]
-    assert [item.envelope for item in second] == [envelope(3), envelope(4)]
+    assert [json.loads(item.body) for item in first] == [envelope(0), envelope(1), envelope(2)]
+    assert [json.loads(item.body) for item in second] == [envelope(3), envelope(4)]
     assert all(item.attempts == 1 for item in first + second)
 
 
@@ -178,7 +179,7 @@ async def test_spool_lease_is_exclusive_until_it_expires(open_spool: OpenSpool, 
     assert await spool.next_due_in() == pytest.approx(1.0)
     clock.now += 1
     again = await spool.lease(10, 30)
-    assert [item.envelope for item in again] == [envelope(1)]
+    assert [json.loads(item.body) for item in again] == [envelope(1)]
     assert again[0].attempts == 2
 
 
@@ -186,7 +187,7 @@ async def test_spool_release_with_delay_hides_event_until_due(open_spool: OpenSp
     spool = await open_spool()
     await spool.commit(envelope(1))
     leased = await spool.lease(10, 30)
-    await spool.release([item.envelope["id"] for item in leased], delay_s=5)
+    await spool.release([item.id for item in leased], delay_s=5)
     assert await spool.lease(10, 30) == []
     clock.now += 5
     assert len(await spool.lease(10, 30)) == 1
@@ -196,7 +197,7 @@ async def test_spool_release_without_delay_is_ready_at_once(open_spool: OpenSpoo
     spool = await open_spool()
     await spool.commit(envelope(1))
     leased = await spool.lease(10, 30)
-    await spool.release([leased[0].envelope["id"]])
+    await spool.release([leased[0].id])
     assert len(await spool.lease(10, 30)) == 1
 
 

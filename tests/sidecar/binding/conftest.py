@@ -22,8 +22,9 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from contract import PUSH_PATH, RelaySigner, dump_json, make_envelope
-from sidecar.app import STORE, create_app
+from sidecar.app import create_app
 from sidecar.config import load_config
+from sidecar.keys import STORE
 from sidecar.store import Store
 from tests.sidecar.fakewechat import FakeWeChat
 from tests.sidecar.helpers import CLIENT_SECRET, RELAY_SECRET, WECHAT, write_config

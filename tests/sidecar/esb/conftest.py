@@ -16,8 +16,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aioresponses import aioresponses
 
-from sidecar.app import STORE, create_app
+from sidecar.app import create_app
 from sidecar.config import load_config
+from sidecar.keys import STORE
 from sidecar.store import AuditRecord
 from tests.sidecar.fakewechat import FakeWeChat
 from tests.sidecar.helpers import CLIENT_SECRET, WECHAT, write_config

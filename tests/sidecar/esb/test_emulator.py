@@ -18,8 +18,9 @@ from aiohttp.test_utils import TestClient
 from devtools.emulator import EmulatorConfig, MpApp, Template, User, WecomAgent, WecomCorp, run_emulator
 from devtools.emulator.keys import WORLD
 from devtools.emulator.records import Delivery
-from sidecar.app import STORE, create_app
+from sidecar.app import create_app
 from sidecar.config import load_config
+from sidecar.keys import STORE
 from tests.sidecar.esb.conftest import AUTH, Clock
 from tests.sidecar.helpers import CORP_SECRET, MP_SECRET, write_config
 

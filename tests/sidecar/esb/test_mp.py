@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.app import CONFIG, WXAPI
+from sidecar.keys import CONFIG, WXAPI
 from tests.sidecar.esb.conftest import FAST_RETRIES, T0, Rig, RigFactory
 from tests.sidecar.helpers import MP_ACCOUNT
 

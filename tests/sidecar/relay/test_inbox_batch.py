@@ -12,9 +12,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from contract import Reply, text_reply
-from sidecar.app import DISPATCHER, STORE, create_app
+from sidecar.app import create_app
 from sidecar.config import load_config
 from sidecar.errors import StoreUnavailable
+from sidecar.keys import DISPATCHER, STORE
 from sidecar.metrics import SidecarMetrics
 from sidecar.relay.inbox import Dispatcher, Event, register_builtin_handlers
 from sidecar.store import Repositories, SqliteStore, open_sqlite_store
@@ -99,7 +100,7 @@ def clicks(count: int) -> list[Any]:
 async def test_process_batch_of_100_is_one_durable_commit(store: SqliteStore, tmp_path: Path) -> None:
     for n in range(0, 100, 2):  # half the senders are bound, so their unsubscribe writes too
         await store.bindings.bind("main", f"u{n}", f"oUser{n:04d}", now=1.0)
-    dispatcher = Dispatcher()
+    dispatcher = Dispatcher(SidecarMetrics())
     register_builtin_handlers(dispatcher)
     before = wal_commits(tmp_path / "db" / "sidecar.sqlite3")
     results = await dispatcher.process_batch(store, unsubscribes(100))
@@ -108,16 +109,16 @@ async def test_process_batch_of_100_is_one_durable_commit(store: SqliteStore, tm
     assert [b.active for b in await store.bindings.list()] == [False] * 50
 
 
-async def test_process_single_event_is_a_batch_of_one(store: SqliteStore) -> None:
-    dispatcher = Dispatcher()
+async def test_process_batch_of_one_sent_twice_is_accepted_then_duplicate(store: SqliteStore) -> None:
+    dispatcher = Dispatcher(SidecarMetrics())
     sent = text_message("你好")
-    assert (await dispatcher.process(store, sent))["status"] == "accepted"
-    assert (await dispatcher.process(store, sent))["status"] == "duplicate"
+    assert [r["status"] for r in await dispatcher.process_batch(store, [sent])] == ["accepted"]
+    assert [r["status"] for r in await dispatcher.process_batch(store, [sent])] == ["duplicate"]
 
 
 async def test_process_empty_batch_touches_nothing(store: SqliteStore, tmp_path: Path) -> None:
     before = wal_commits(tmp_path / "db" / "sidecar.sqlite3")
-    assert await Dispatcher().process_batch(store, []) == []
+    assert await Dispatcher(SidecarMetrics()).process_batch(store, []) == []
     assert wal_commits(tmp_path / "db" / "sidecar.sqlite3") == before
 
 
@@ -263,7 +264,7 @@ async def test_push_event_processed_lines_are_written_after_the_commit(
 
 async def test_dispatcher_metrics_count_each_event_once_after_the_commit(store: SqliteStore) -> None:
     metrics = SidecarMetrics()
-    dispatcher = Dispatcher(metrics=metrics)
+    dispatcher = Dispatcher(metrics)
     sent = text_message("一")
     await dispatcher.process_batch(store, [sent, sent])
     counted = {

@@ -15,8 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from contract import Envelope, RelayVerifier, SignatureError, dump_json, load_json, parse_results
-from sidecar.app import STORE, create_app
+from sidecar.app import create_app
 from sidecar.config import load_config
+from sidecar.keys import STORE
 from sidecar.metrics import SidecarMetrics
 from sidecar.relay.inbox import Dispatcher, register_builtin_handlers
 from sidecar.relay.transport import PullClient, PullError
@@ -81,7 +82,7 @@ def pull_config(tmp_path: Path, url: str) -> Any:
 
 async def pull_client(tmp_path: Path, url: str, store: SqliteStore, sleeps: list[float] | None = None) -> Any:
     config = pull_config(tmp_path, url)
-    dispatcher = Dispatcher()
+    dispatcher = Dispatcher(SidecarMetrics())
     register_builtin_handlers(dispatcher)
     session = aiohttp.ClientSession()
 
@@ -90,7 +91,7 @@ async def pull_client(tmp_path: Path, url: str, store: SqliteStore, sleeps: list
             sleeps.append(delay)
         await asyncio.sleep(0)
 
-    client = PullClient(session, config.relay, dispatcher, store, metrics=SidecarMetrics(), sleep=record)
+    client = PullClient(session, config.relay, dispatcher, store, SidecarMetrics(), sleep=record)
     return client, session
 
 

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from contract import Reply
 from sidecar.errors import StoreUnavailable
+from sidecar.metrics import SidecarMetrics
 from sidecar.relay.inbox import Dispatcher, Event, register_builtin_handlers
 from sidecar.relay.transport import PullClient
 from sidecar.store import Repositories, SqliteStore, open_sqlite_store
@@ -31,13 +32,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 async def poll(tmp_path: Path, gateway: FakeGateway, store: SqliteStore, dispatcher: Dispatcher) -> int:
     async with TestServer(gateway.app()) as server, aiohttp.ClientSession() as session:
         config = pull_config(tmp_path, str(server.make_url("")).rstrip("/"))
-        return await PullClient(session, config.relay, dispatcher, store).poll_once()
+        return await PullClient(session, config.relay, dispatcher, store, SidecarMetrics()).poll_once()
 
 
 async def test_poll_once_commits_a_lease_of_100_once_and_acks_it_in_order(tmp_path: Path, store: SqliteStore) -> None:
     leased = [event("unsubscribe", openid=f"oUser{n:04d}") for n in range(100)]
     gateway = FakeGateway(queued=list(leased))
-    dispatcher = Dispatcher()
+    dispatcher = Dispatcher(SidecarMetrics())
     register_builtin_handlers(dispatcher)
     before = wal_commits(tmp_path / DB)
     assert await poll(tmp_path, gateway, store, dispatcher) == 100
@@ -52,7 +53,7 @@ async def test_poll_once_store_failure_commits_and_acks_nothing(tmp_path: Path, 
             raise StoreUnavailable("disk I/O error")
         return None
 
-    dispatcher = Dispatcher()
+    dispatcher = Dispatcher(SidecarMetrics())
     dispatcher.register(outage_at_third, event="CLICK")
     leased = [event("CLICK", openid=f"oUser{n:04d}") for n in range(5)]
     gateway = FakeGateway(queued=list(leased))

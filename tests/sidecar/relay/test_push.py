@@ -10,9 +10,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from contract import Reply, generate_secret, text_reply
-from sidecar.app import DISPATCHER, STORE, create_app
+from sidecar.app import create_app
 from sidecar.config import load_config
 from sidecar.errors import StoreUnavailable
+from sidecar.keys import DISPATCHER, STORE
 from sidecar.relay.inbox import Event
 from sidecar.store import Repositories
 from tests.sidecar.helpers import write_config

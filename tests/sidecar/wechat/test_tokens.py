@@ -13,6 +13,7 @@ from aioresponses import aioresponses
 
 from sidecar.config import SidecarConfig, load_config
 from sidecar.errors import CredentialRejected, NotFound, Retryable, TokenInvalid, WeChatUnavailable
+from sidecar.metrics import SidecarMetrics
 from sidecar.store import SqliteStore, open_sqlite_store
 from sidecar.wechat.api import WeChatApi
 from sidecar.wechat.tokens import TokenManager
@@ -49,7 +50,7 @@ class Rig:
     sleeps: Sleeps
 
     def manager(self) -> TokenManager:
-        return TokenManager(self.config, self.store, self.api, clock=self.clock, sleep=self.sleeps)
+        return TokenManager(self.config, self.store, self.api, SidecarMetrics(), clock=self.clock, sleep=self.sleeps)
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ async def make_rig(tmp_path: Path, wechat: FakeWeChat, text: str | None = None) 
     config = load_config(write_config(tmp_path, text))
     store = await open_sqlite_store(config.store.path)
     async with aiohttp.ClientSession() as session:
-        yield Rig(config, store, WeChatApi(session, config.wechat), wechat, Clock(), Sleeps())
+        yield Rig(config, store, WeChatApi(session, config.wechat, SidecarMetrics()), wechat, Clock(), Sleeps())
     await store.close()
 
 
@@ -118,8 +119,8 @@ async def test_get_token_persists_across_managers(rig: Rig) -> None:
 
 
 async def test_two_replicas_sharing_the_store_fetch_once(rig: Rig) -> None:
-    rig.wechat.token_delay_s = 0.3
-    a, b = rig.manager(), rig.manager()
+    rig.wechat.token_delay_s = 0.3  # real time, so the replica waiting for the lease polls in real time
+    a, b = (TokenManager(rig.config, rig.store, rig.api, SidecarMetrics(), clock=rig.clock) for _ in range(2))
     first, second = await asyncio.gather(a.get("main"), b.get("main"))
     assert first.token == second.token
     assert rig.wechat.token_fetches() == 1
@@ -226,6 +227,30 @@ async def test_stable_token_handing_back_the_refused_token_is_force_refreshed(ri
     assert bodies == [False, True]
 
 
+async def test_get_while_another_replica_holds_the_refresh_lease_waits_for_its_token(rig: Rig) -> None:
+    key = rig.config.account("main").token_key  # type: ignore[union-attr]
+    assert await rig.store.tokens.acquire_refresh(key, "replica-other", now=T0, ttl_s=600)
+
+    async def other_replica_saves(delay: float) -> None:
+        rig.sleeps.delays.append(delay)
+        if len(rig.sleeps.delays) == 3:
+            await rig.store.tokens.save(key, "THEIRS", expires_at=T0 + 7000, fetched_at=T0, expected_version=0)
+
+    manager = TokenManager(rig.config, rig.store, rig.api, SidecarMetrics(), clock=rig.clock, sleep=other_replica_saves)
+    assert (await manager.get("main")).token.reveal() == "THEIRS"
+    assert (rig.wechat.token_fetches(), len(rig.sleeps.delays)) == (0, 3)
+
+
+async def test_get_while_another_replica_holds_the_lease_and_saves_nothing_gives_up_after_the_ttl(rig: Rig) -> None:
+    key = rig.config.account("main").token_key  # type: ignore[union-attr]
+    assert await rig.store.tokens.acquire_refresh(key, "replica-other", now=T0, ttl_s=600)
+    with pytest.raises(Retryable, match="another replica holds the token refresh"):
+        await rig.manager().get("main")
+    ttl = rig.config.wechat.timeout_s * rig.config.wechat.retry_attempts + 5.0
+    assert rig.wechat.token_fetches() == 0
+    assert sum(rig.sleeps.delays) == pytest.approx(ttl)
+
+
 # retries ----------------------------------------------------------------------------------------
 
 
@@ -243,7 +268,7 @@ async def test_retryable_errors_are_retried_with_bounded_backoff_when_safe(rig: 
     assert calls == rig.config.wechat.retry_attempts == 3
     assert len(rig.sleeps.delays) == 2
     first, second = rig.sleeps.delays
-    assert 0.25 <= first <= 0.5 and 0.5 <= second <= 1.0
+    assert 0 <= first <= 0.5 and 0 <= second <= 1.0  # full jitter under 0.5 s, then 1 s
 
 
 async def test_retryable_error_then_success_returns_the_result(rig: Rig) -> None:
