@@ -3,6 +3,7 @@
 SidecarError
 ├── RequestError (4xx: the caller's fault)
 │   ├── MalformedRequest     400  unparsable body, missing or ill-formed parameter
+│   │   └── InvalidWxId      400  not the shape of an MP openid / WeCom userid (@all, separators…)
 │   ├── NotFound             404  no such account, route or record
 │   └── RelayAuthError       401  a relay request whose webhook signature does not verify
 ├── AuthError (401/403: an intranet caller of our API; ``bk_code`` 1306401–1306406 for the envelope)
@@ -52,6 +53,12 @@ class RequestError(SidecarError):
 class MalformedRequest(RequestError):
     status = 400
     reason = "malformed request"
+
+
+class InvalidWxId(MalformedRequest):
+    """A WeChat id that its kind cannot have (sidecar.wechat.ids): refused wherever it arrives."""
+
+    reason = "not a WeChat id"
 
 
 class NotFound(RequestError):

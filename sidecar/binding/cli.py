@@ -4,10 +4,12 @@
 * ``show USERNAME [--account A]`` — one user's binding (exit 1 when there is none);
 * ``remove USERNAME [--account A]`` — unbind one user (exit 1 when there was nothing to remove);
 * ``import FILE [--account A]`` — a CSV ``username,wx_userid`` exported from BlueKing (a header
-  row, a UTF-8 BOM and extra columns are fine). Rows already bound to the same id are skipped;
-  rows that clash (the user has another id, the id has another user, or the file names either
-  twice) are reported as conflicting and left out; everything else is imported in one
-  transaction. The report ends ``imported N, skipped M, conflicting K``.
+  row, a UTF-8 BOM and extra columns are fine). Rows already bound to the same id, or without
+  one, are skipped; rows whose username or id is malformed — an id must have the account's
+  shape (:mod:`sidecar.wechat.ids`: no ``@all``, no ``|`` or ``,``, no control characters) —
+  are refused; rows that clash (the user has another id, the id has another user, or the file
+  names either twice) are reported as conflicting and left out; everything else is imported in
+  one transaction. The report ends ``imported N, skipped M, conflicting K, refused R``.
 
 ``--account`` defaults to the default account. Exit codes: 0 done, 1 nothing found, 2 bad
 input (unknown account, unreadable file).
@@ -29,14 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.binding.identity import valid_username
-from sidecar.config import SidecarConfig
+from sidecar.config import AccountKind, SidecarConfig
 from sidecar.errors import StoreError
 from sidecar.store import Binding, Store, open_store
+from sidecar.wechat.ids import problem, shown
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
 EXIT_BAD_INPUT = 2
-MAX_WX_ID = 128
 
 Command = Callable[[SidecarConfig, argparse.Namespace], int]
 
@@ -164,16 +166,18 @@ class ImportReport:
     row_lines: list[int] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     conflicting: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
 
 async def _import(store: Store, config: SidecarConfig, args: argparse.Namespace) -> int:
     account = _account(config, args)
+    kind = _kind(config, account)
     try:
         text = args.file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         print(f"cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    report = parse_rows(text, account, now=time.time())
+    report = parse_rows(text, account, kind, now=time.time())
     existing = await store.bindings.get_many(account, [b.username for b in report.rows])
     fresh: list[Binding] = []
     fresh_lines: list[int] = []
@@ -188,30 +192,50 @@ async def _import(store: Store, config: SidecarConfig, args: argparse.Namespace)
     by_name = dict(zip([b.username for b in fresh], fresh_lines, strict=True))
     for username, reason in result.skipped:
         report.conflicting.append(f"line {by_name.get(username, 0)}: {username}: {reason}")
-    for message in report.skipped:
-        print(f"skipped    {message}")
-    for message in report.conflicting:
-        print(f"conflicting {message}")
-    print(f"imported {result.imported}, skipped {len(report.skipped)}, conflicting {len(report.conflicting)}")
+    _print_report(report, result.imported)
     return EXIT_OK
 
 
-def parse_rows(text: str, account: str, *, now: float) -> ImportReport:
-    """Read the CSV; rows that cannot be imported are reported as skipped or conflicting here."""
+def _kind(config: SidecarConfig, account: str) -> AccountKind:
+    found = config.account(account)
+    assert found is not None  # run() refused unknown accounts; the default always exists
+    return found.kind
+
+
+def _print_report(report: ImportReport, imported: int) -> None:
+    for message in report.refused:
+        print(f"refused     {message}")
+    for message in report.skipped:
+        print(f"skipped     {message}")
+    for message in report.conflicting:
+        print(f"conflicting {message}")
+    counts = f"skipped {len(report.skipped)}, conflicting {len(report.conflicting)}, refused {len(report.refused)}"
+    print(f"imported {imported}, {counts}")
+
+
+def parse_rows(text: str, account: str, kind: AccountKind, *, now: float) -> ImportReport:
+    """Read the CSV; rows that cannot be imported are reported as refused, skipped or conflicting.
+
+    ``line`` in the report is the line of the file the row starts on (a quoted field may span
+    several), so the admin finds the row the message is about.
+    """
     report = ImportReport()
     users: dict[str, int] = {}
     ids: dict[str, int] = {}
-    for number, cells in enumerate(csv.reader(io.StringIO(text)), start=1):
+    reader = csv.reader(io.StringIO(text))
+    start = 1
+    for cells in reader:
+        number, start = start, reader.line_num + 1
         cells = [c.strip() for c in cells]
-        if not any(cells):
-            continue
-        if number == 1 and cells[0].lower() in ("username", "user", "用户名"):
+        if not any(cells) or (number == 1 and cells[0].lower() in ("username", "user", "用户名")):
             continue
         username, wx_id = [*cells, "", ""][:2]
         if not valid_username(username):
-            report.skipped.append(f"line {number}: {username[:40]!r}: not a valid username")
-        elif not wx_id or len(wx_id) > MAX_WX_ID:
+            report.refused.append(f"line {number}: {shown(username)}: not a valid username")
+        elif not wx_id:
             report.skipped.append(f"line {number}: {username}: no WeChat id")
+        elif (reason := problem(kind, wx_id)) is not None:
+            report.refused.append(f"line {number}: {username}: WeChat id {shown(wx_id)} {reason}")
         elif username in users or wx_id in ids:
             first = users.get(username) or ids.get(wx_id)
             report.conflicting.append(f"line {number}: {username}: clashes with line {first} of the file")
