@@ -26,6 +26,7 @@ from aiohttp import web
 
 from common import logs
 from sidecar import binding, esb
+from sidecar.binding.pages import loggable_path
 from sidecar.bk.callers import CallerAuth
 from sidecar.config import SidecarConfig
 from sidecar.errors import SidecarError, StoreError
@@ -196,7 +197,7 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
             "request",
             extra={
                 "method": request.method,
-                "path": _loggable_path(request),
+                "path": loggable_path(request.path),
                 "route": route,
                 "status": status,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
@@ -222,13 +223,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error")
         return web.json_response({"error": "internal error"}, status=500)
-
-
-def _loggable_path(request: web.Request) -> str:
-    """The path for the access line, a binding link's one-time token masked: it is a credential
-    until opened, and an opening that fails (store down, binding off) leaves it valid."""
-    token = request.match_info.get("token")
-    return request.path.replace(token, "***") if token else request.path
 
 
 def _route_name(request: web.Request) -> str:

@@ -42,12 +42,24 @@ CONSOLE = "/console/user_center/weixin/"
 STATUS_PATH = CONSOLE + "get_bind_status/"
 UNBIND_PATH = CONSOLE + "unbind_wx_user_info/"
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
+UNDER_BIND_RE = re.compile(r"^(/+bind/)(.+)$", re.IGNORECASE | re.DOTALL)
 POLL_MS = 1500
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get(PAGE_PATH, binding_page)
     app.router.add_get(LINK_PATH, open_link)
+
+
+def loggable_path(path: str) -> str:
+    """``path`` for a log line: whatever follows ``/bind/`` becomes ``***``.
+
+    A link's token is a credential until it is opened, and every request that does not open it
+    leaves it valid: a failed opening (store down, binding off) and equally a mangled link that
+    matches no route (``/bind/<token>/``, ``/bind/<token>/x``, ``//bind/<token>``). So the mask
+    goes by the path's prefix, not by the route that matched.
+    """
+    return UNDER_BIND_RE.sub(r"\1***", path)
 
 
 def token_hash(token: str) -> str:
@@ -209,4 +221,4 @@ async def open_link(request: web.Request) -> web.Response:
     return response
 
 
-__all__ = ["PAGE_PATH", "message_page", "render", "result_page", "setup", "sign_in_page", "token_hash"]
+__all__ = ["PAGE_PATH", "loggable_path", "message_page", "render", "result_page", "setup", "sign_in_page", "token_hash"]
