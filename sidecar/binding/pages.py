@@ -8,7 +8,8 @@ own inline style and script. Language: ``?lang=zh|en``, else Accept-Language, el
 
 Opening ``/bind/<token>`` consumes the link (only its SHA-256 is stored; it works once and
 until ``link_ttl_s``), sets the browser-session cookie and redirects (303) to ``/bind/``, so
-the token leaves the address bar and is never sent on as a Referer.
+the token leaves the address bar and is never sent on as a Referer. Only GET opens it: a HEAD
+(a link scanner's probe) is answered without consuming it.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ POLL_MS = 1500
 
 def setup(app: web.Application) -> None:
     app.router.add_get(PAGE_PATH, binding_page)
-    app.router.add_get(LINK_PATH, open_link)
+    app.router.add_get(LINK_PATH, open_link, allow_head=False)
+    app.router.add_route("HEAD", LINK_PATH, peek_link)
 
 
 def loggable_path(path: str) -> str:
@@ -197,6 +199,20 @@ async def _start(service: BindingService, account: AccountConfig, username: str)
         "session_id": login.session.id,
         "expires_at": login.session.expires_at,
     }
+
+
+async def peek_link(request: web.Request) -> web.Response:
+    """``HEAD /bind/<token>``: an answer that consumes nothing.
+
+    Mail gateways and chat previews probe links with HEAD before the user clicks; if that
+    opened the link, the user would find it used. Only a GET opens it, so HEAD answers 200
+    without looking the token up (its answer would otherwise tell valid tokens apart).
+    """
+    return web.Response(
+        status=200,
+        content_type="text/html",
+        headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"},
+    )
 
 
 async def open_link(request: web.Request) -> web.Response:

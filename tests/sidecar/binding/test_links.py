@@ -51,6 +51,15 @@ async def test_link_second_opening_is_refused(rig: Rig) -> None:
     assert COOKIE_NAME not in again.cookies
 
 
+async def test_link_head_request_like_a_link_scanners_does_not_consume_it(rig: Rig) -> None:
+    url = (await rig.link("alice"))["data"]["url"]
+    head = await rig.client.head(URL(url).path, allow_redirects=False)
+    assert head.status == 200 and "Set-Cookie" not in head.headers
+    assert head.headers["Cache-Control"] == "no-store"
+    response = await rig.open(url)
+    assert response.status == 303 and response.headers["Location"] == "/bind/"
+
+
 async def test_link_after_expiry_is_refused(rig: Rig) -> None:
     envelope = await rig.link("alice")
     rig.clock.now += 601
