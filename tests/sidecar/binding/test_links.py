@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from yarl import URL
 
 from sidecar.binding import texts
@@ -138,3 +139,9 @@ async def test_link_opened_after_binding_disabled_is_refused(make_rig: RigFactor
     rig = await make_rig(binding="enabled = false")
     response = await rig.client.get("/bind/" + "A" * 43, allow_redirects=False)
     assert texts.NOT_ENABLED in await response.text()
+
+
+@pytest.mark.parametrize("username", ["alice\n", "alice\x1b[2J", "alice\tbob"])
+async def test_link_for_username_with_final_newline_or_control_character_is_refused(rig: Rig, username: str) -> None:
+    envelope = await rig.link(username)
+    assert envelope["result"] is False and envelope["message"].startswith("username [username] is required")
