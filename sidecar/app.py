@@ -27,6 +27,7 @@ from common.headers import plain_server_header
 from common.http import request_id_middleware
 from common.listener import BodyDeadlineExpired, body_deadline
 from sidecar import binding, esb
+from sidecar.binding.pages import loggable_path
 from sidecar.bk.callers import CallerAuth
 from sidecar.config import SidecarConfig
 from sidecar.errors import BodyTimeout, ClientGone, SidecarError, StoreError
@@ -183,7 +184,7 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
             "request",
             extra={
                 "method": request.method,
-                "path": _loggable_path(request),
+                "path": loggable_path(request.path),
                 "route": route,
                 "status": status,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
@@ -221,13 +222,6 @@ async def body_limits(request: web.Request, handler: Handler) -> web.StreamRespo
             raise BodyTimeout(str(exc)) from None
         except ConnectionResetError:
             raise ClientGone() from None
-
-
-def _loggable_path(request: web.Request) -> str:
-    """The path for the access line, a binding link's one-time token masked: it is a credential
-    until opened, and an opening that fails (store down, binding off) leaves it valid."""
-    token = request.match_info.get("token")
-    return request.path.replace(token, "***") if token else request.path
 
 
 def _route_name(request: web.Request) -> str:

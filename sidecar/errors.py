@@ -3,6 +3,7 @@
 SidecarError
 ├── RequestError (4xx: the caller's fault)
 │   ├── MalformedRequest     400  unparsable body, missing or ill-formed parameter
+│   │   └── InvalidWxId      400  not the shape of an MP openid / WeCom userid (@all, separators…)
 │   ├── NotFound             404  no such account, route or record
 │   ├── BodyTimeout          408  body not complete within server.body_timeout_s
 │   ├── ClientGone           400  the client closed the connection before its body was complete
@@ -54,6 +55,12 @@ class RequestError(SidecarError):
 class MalformedRequest(RequestError):
     status = 400
     reason = "malformed request"
+
+
+class InvalidWxId(MalformedRequest):
+    """A WeChat id that its kind cannot have (sidecar.wechat.ids): refused wherever it arrives."""
+
+    reason = "not a WeChat id"
 
 
 class NotFound(RequestError):

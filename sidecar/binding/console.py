@@ -17,7 +17,8 @@ the endpoint needs). Refusals are ``{"result": false, "message": <BlueKing's tex
 for business refusals as BlueKing answers them, 401 without identity, 403 for a cross-site POST.
 
 CSRF: the only state-changing endpoint, the unbind POST, requires an ``Origin`` (or, lacking it,
-a ``Referer``) equal to ``public_url``'s origin or to the origin the request was addressed to.
+a ``Referer``) equal to ``public_url``'s origin or to the origin the request was addressed to;
+``Origin: null`` is refused whatever the Referer says.
 Browsers always send Origin on a cross-site POST, so a forged form or fetch from another site
 fails even when BlueKing's own ``bk_token`` cookie (whose SameSite we do not control) rides
 along; our own session cookie is also SameSite=Lax. No token is needed in BlueKing's frontend,
@@ -152,9 +153,14 @@ async def login_callback(request: web.Request) -> web.Response:
 
 
 def check_origin(request: web.Request, public_url: str) -> None:
-    """Refuse a state-changing request that a page of another origin made (see the module doc)."""
-    offered = request.headers.get("Origin", "")
-    if not offered or offered == "null":
+    """Refuse a state-changing request that a page of another origin made (see the module doc).
+
+    The Referer is consulted only when there is no Origin at all. ``Origin: null`` is what a
+    browser sends after a cross-origin redirect (a 307 keeps the POST) or from a sandboxed
+    frame; the Referer then still names our page, so it must not vouch for the request.
+    """
+    offered = request.headers.get("Origin")
+    if offered is None:
         offered = request.headers.get("Referer", "")
     origin = _origin(offered)
     allowed = {_origin(public_url), str(request.url.origin())}

@@ -40,7 +40,7 @@ from sidecar.config import BindingConfig, Identity
 
 log = logging.getLogger(__name__)
 
-USERNAME_RE = re.compile(r"^[\w.@+-]{1,64}$")
+USERNAME_RE = re.compile(r"[\w.@+-]{1,64}")
 BK_TOKEN_COOKIE = "bk_token"  # noqa: S105 - a cookie name
 CACHE_TTL_S = 60.0
 CACHE_MAX = 10_000
@@ -58,7 +58,8 @@ class Principal:
 
 
 def valid_username(value: object) -> bool:
-    return isinstance(value, str) and bool(USERNAME_RE.match(value))
+    """1-64 letters, digits, ``_ . @ + -``; the whole value (``$`` would let a final newline in)."""
+    return isinstance(value, str) and bool(USERNAME_RE.fullmatch(value))
 
 
 class BkLogin:

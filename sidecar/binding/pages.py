@@ -8,7 +8,8 @@ own inline style and script. Language: ``?lang=zh|en``, else Accept-Language, el
 
 Opening ``/bind/<token>`` consumes the link (only its SHA-256 is stored; it works once and
 until ``link_ttl_s``), sets the browser-session cookie and redirects (303) to ``/bind/``, so
-the token leaves the address bar and is never sent on as a Referer.
+the token leaves the address bar and is never sent on as a Referer. Only GET opens it: a HEAD
+(a link scanner's probe) is answered without consuming it.
 """
 
 from __future__ import annotations
@@ -42,12 +43,25 @@ CONSOLE = "/console/user_center/weixin/"
 STATUS_PATH = CONSOLE + "get_bind_status/"
 UNBIND_PATH = CONSOLE + "unbind_wx_user_info/"
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,128}$")
+UNDER_BIND_RE = re.compile(r"^(/+bind/)(.+)$", re.IGNORECASE | re.DOTALL)
 POLL_MS = 1500
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get(PAGE_PATH, binding_page)
-    app.router.add_get(LINK_PATH, open_link)
+    app.router.add_get(LINK_PATH, open_link, allow_head=False)
+    app.router.add_route("HEAD", LINK_PATH, peek_link)
+
+
+def loggable_path(path: str) -> str:
+    """``path`` for a log line: whatever follows ``/bind/`` becomes ``***``.
+
+    A link's token is a credential until it is opened, and every request that does not open it
+    leaves it valid: a failed opening (store down, binding off) and equally a mangled link that
+    matches no route (``/bind/<token>/``, ``/bind/<token>/x``, ``//bind/<token>``). So the mask
+    goes by the path's prefix, not by the route that matched.
+    """
+    return UNDER_BIND_RE.sub(r"\1***", path)
 
 
 def token_hash(token: str) -> str:
@@ -187,6 +201,20 @@ async def _start(service: BindingService, account: AccountConfig, username: str)
     }
 
 
+async def peek_link(request: web.Request) -> web.Response:
+    """``HEAD /bind/<token>``: an answer that consumes nothing.
+
+    Mail gateways and chat previews probe links with HEAD before the user clicks; if that
+    opened the link, the user would find it used. Only a GET opens it, so HEAD answers 200
+    without looking the token up (its answer would otherwise tell valid tokens apart).
+    """
+    return web.Response(
+        status=200,
+        content_type="text/html",
+        headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"},
+    )
+
+
 async def open_link(request: web.Request) -> web.Response:
     """Consume a one-time link and start the browser session it grants."""
     config = request.app[CONFIG]
@@ -209,4 +237,4 @@ async def open_link(request: web.Request) -> web.Response:
     return response
 
 
-__all__ = ["PAGE_PATH", "message_page", "render", "result_page", "setup", "sign_in_page", "token_hash"]
+__all__ = ["PAGE_PATH", "loggable_path", "message_page", "render", "result_page", "setup", "sign_in_page", "token_hash"]

@@ -10,7 +10,9 @@ An attempt is a :class:`BindingAttempt` in the store, created per page view or c
 :func:`complete` binds inside the caller's transaction: the inbox's for a scan event (so a
 redelivered event neither binds twice nor answers differently), a fresh one for a WeCom login
 callback. One WeChat id per user and one user per id, with BlueKing's messages; an attempt
-finishes once, as ``bound`` or ``failed`` with the reason the page then shows.
+finishes once, as ``bound`` or ``failed`` with the reason the page then shows. It is the one
+door both ways in pass, so it is where the id's shape is checked (:mod:`sidecar.wechat.ids`):
+an openid or userid that is not one — ``@all``, ``a|b`` — is never bound.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sidecar.binding.identity import Principal
 from sidecar.config import AccountConfig, AccountKind, MpAccount, SidecarConfig, WecomAccount
 from sidecar.errors import InvalidCode, UserAlreadyBound, WeChatError, WxIdTaken
 from sidecar.store import Binding, BindingAttempt, Repositories, Store
+from sidecar.wechat import ids
 from sidecar.wechat.api import WeChatApi
 from sidecar.wechat.tokens import TokenManager
 
@@ -83,6 +86,12 @@ async def complete(repos: Repositories, session: BindingAttempt, wx_id: str, *, 
     if current is None or current.status != "pending":
         return Outcome(False, texts.SCENE_USED if session.kind == "mp" else texts.STATE_USED)
     account, username = session.account, session.username
+    malformed = ids.problem(session.kind, wx_id)
+    if malformed is not None:
+        extra = {"account": account, "username": username, "reason": malformed}
+        log.warning("binding refused: not a WeChat id", extra=extra)
+        await repos.binding_attempts.finish(session.id, status="failed", now=now, message=texts.WX_ID_INVALID)
+        return Outcome(False, texts.WX_ID_INVALID)
     mine = await repos.bindings.get(account, username)
     refusal = await _refusal(repos, mine, account, wx_id)
     if refusal is None and (mine is None or not mine.active):

@@ -42,6 +42,7 @@ NOT_MEMBER = "该企业微信账号不是本企业成员，无法绑定"
 WECOM_FAILED = "调用企业微信接口失败，请稍后重试或联系系统管理员"
 LINK_INVALID = "绑定链接无效、已使用或已过期，请重新获取"
 ACCOUNT_UNKNOWN = "没有这个公众号或企业微信应用"
+WX_ID_INVALID = "微信返回的账号标识格式无效，无法绑定，请联系系统管理员"
 
 EN_REASONS: dict[str, str] = {
     NOT_ENABLED: "The administrator has not enabled WeChat notifications.",
@@ -69,6 +70,7 @@ EN_REASONS: dict[str, str] = {
     WECOM_FAILED: "WeCom could not be reached; try again later or ask the administrator.",
     LINK_INVALID: "This binding link is invalid, used or expired; ask for a new one.",
     ACCOUNT_UNKNOWN: "There is no such WeChat account or WeCom app.",
+    WX_ID_INVALID: "WeChat answered with an id that is not well-formed, so it cannot be bound; ask the administrator.",
 }
 
 

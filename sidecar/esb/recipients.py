@@ -9,16 +9,27 @@ user; we keep its sentences so callers (and people reading alerts) see what they
 * bound, but the binding is inactive because the user unfollowed the account (the relay's
   ``unsubscribe`` event) → ``The following users contact format are incorrect: c``, BlueKing's
   sentence for "the user exists but the contact cannot be used". Sending would only fail at
-  WeChat with 43004, so we report it instead. ``data.username_check`` names both groups.
+  WeChat with 43004, so we report it instead. ``data.username_check`` names both groups. A
+  stored id that is not an id of the account's kind (``@all``, ``a|b``: imported before the id
+  rules existed) is reported the same way and logged: sending to it would reach other people.
+
+Ids given directly (``receiver``) must have their kind's shape (:mod:`sidecar.wechat.ids`): one
+that does not refuses the request, ``@all`` included. WeCom's own ``u1|u2`` is split first.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sidecar.config import AccountKind
+from sidecar.errors import InvalidWxId
+from sidecar.esb import params as p
 from sidecar.store import BindingStore
+from sidecar.wechat import ids
 
+log = logging.getLogger(__name__)
 NOT_USERS = "The following users are not blueking users: "
 BAD_CONTACT = "The following users contact format are incorrect: "
 ALL_FAILED = "All users message failed to be sent. "
@@ -53,11 +64,23 @@ class Resolution:
         return {"invalid": self.invalid, "unbound": list(self.unbound), "inactive": list(self.inactive)}
 
 
-def direct(receivers: Sequence[str]) -> Resolution:
-    return Resolution(tuple(receivers))
+def direct(kind: AccountKind, receivers: Sequence[str]) -> Resolution:
+    """The ids as given (WeCom's ``|`` lists split, repeats dropped), each checked for its shape."""
+    wx_ids: dict[str, None] = {}  # a dict dedupes in O(1) and keeps the order
+    for entry in receivers:
+        for part in entry.split("|") if kind == "wecom" else (entry,):
+            wx_id = part.strip()
+            reason = ids.problem(kind, wx_id) if wx_id or kind == "mp" else None
+            if reason is not None:
+                raise InvalidWxId(f"{p.RECEIVER.label} [{p.RECEIVER.name}] {ids.shown(wx_id)} {reason}")
+            if wx_id:
+                wx_ids.setdefault(wx_id)
+    return Resolution(tuple(wx_ids))
 
 
-async def by_username(bindings: BindingStore, account: str, usernames: Sequence[str]) -> Resolution:
+async def by_username(
+    bindings: BindingStore, account: str, kind: AccountKind, usernames: Sequence[str]
+) -> Resolution:
     found = await bindings.get_many(account, usernames)
     wx_ids: dict[str, None] = {}  # a dict dedupes in O(1) and keeps the order
     unbound: list[str] = []
@@ -67,6 +90,9 @@ async def by_username(bindings: BindingStore, account: str, usernames: Sequence[
         if binding is None:
             unbound.append(name)
         elif not binding.active:
+            inactive.append(name)
+        elif (reason := ids.problem(kind, binding.wx_id)) is not None:
+            log.warning("stored WeChat id not sent to", extra={"account": account, "username": name, "reason": reason})
             inactive.append(name)
         else:
             wx_ids.setdefault(binding.wx_id)

@@ -22,7 +22,6 @@ from sidecar.bk.envelope import CODE_FAILED, bk_response, read_params
 from sidecar.config import AccountConfig, MpAccount
 from sidecar.errors import AuthError, MalformedRequest, RequestError, SidecarError
 from sidecar.esb import accounts, forms, recipients
-from sidecar.esb import params as p
 from sidecar.esb.mp import MpSender, send_templates
 from sidecar.esb.outcome import FAILED, Delivery, Verdict, judge, nobody, refused
 from sidecar.esb.recipients import Resolution
@@ -89,9 +88,9 @@ async def serve(request: web.Request, component: forms.Component) -> web.Respons
 
 async def _send(app: web.Application, attempt: Attempt, job: forms.SendJob, account: AccountConfig) -> None:
     if job.usernames:
-        resolution = await recipients.by_username(app[STORE].bindings, account.name, job.usernames)
+        resolution = await recipients.by_username(app[STORE].bindings, account.name, account.kind, job.usernames)
     else:
-        resolution = recipients.direct(job.receivers if isinstance(account, MpAccount) else _userids(job.receivers))
+        resolution = recipients.direct(account.kind, job.receivers)
     attempt.resolution = resolution
     if not resolution.wx_ids:
         attempt.verdict = nobody(resolution)
@@ -110,18 +109,6 @@ async def _send(app: web.Application, attempt: Attempt, job: forms.SendJob, acco
         wecom = WecomSender(app[TOKENS], app[WXAPI], app[METRICS])
         attempt.delivery = await send_app_message(wecom, account, resolution.wx_ids, job.msgtype, part)
     attempt.verdict = judge(attempt.delivery, resolution)
-
-
-def _userids(receivers: tuple[str, ...]) -> tuple[str, ...]:
-    """WeCom ids as given, split on WeCom's own ``|``; ``@all`` (the whole company) is refused."""
-    ids: dict[str, None] = {}  # a dict dedupes in O(1) and keeps the order
-    for entry in receivers:
-        for userid in entry.split("|"):
-            if userid.strip().lower() == "@all":
-                raise p.RECEIVER.error("@all is not accepted: name the recipients")
-            if userid.strip():
-                ids.setdefault(userid.strip())
-    return tuple(ids)
 
 
 def _answer(verdict: Verdict) -> web.Response:

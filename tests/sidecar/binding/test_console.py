@@ -45,6 +45,16 @@ async def test_unbind_with_null_origin_is_refused(alice: Rig) -> None:
     assert status == 403
 
 
+async def test_unbind_with_null_origin_and_same_site_referer_is_refused(alice: Rig) -> None:
+    """What a cross-origin 307 to the unbind URL produces: the Referer cannot vouch for it."""
+    await alice.store.bindings.bind("main", "alice", "oAlice", now=alice.clock())
+    headers = {"Origin": "null", "Referer": alice.origin + "/bind/"}
+    response = await alice.client.post(CONSOLE + "unbind_wx_user_info/", headers=headers)
+    assert response.status == 403
+    assert await response.json() == {"result": False, "message": texts.ORIGIN_REJECTED}
+    assert await alice.store.bindings.get("main", "alice") is not None
+
+
 async def test_unbind_from_public_url_origin_is_accepted(alice: Rig) -> None:
     await alice.store.bindings.bind("main", "alice", "oAlice", now=alice.clock())
     status, body = await alice.unbind(origin="http://paas.example.com")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from yarl import URL
 
 from sidecar.binding import texts
@@ -49,6 +50,15 @@ async def test_link_second_opening_is_refused(rig: Rig) -> None:
     assert again.status == 404
     assert texts.LINK_INVALID in await again.text()
     assert COOKIE_NAME not in again.cookies
+
+
+async def test_link_head_request_like_a_link_scanners_does_not_consume_it(rig: Rig) -> None:
+    url = (await rig.link("alice"))["data"]["url"]
+    head = await rig.client.head(URL(url).path, allow_redirects=False)
+    assert head.status == 200 and "Set-Cookie" not in head.headers
+    assert head.headers["Cache-Control"] == "no-store"
+    response = await rig.open(url)
+    assert response.status == 303 and response.headers["Location"] == "/bind/"
 
 
 async def test_link_after_expiry_is_refused(rig: Rig) -> None:
@@ -129,3 +139,9 @@ async def test_link_opened_after_binding_disabled_is_refused(make_rig: RigFactor
     rig = await make_rig(binding="enabled = false")
     response = await rig.client.get("/bind/" + "A" * 43, allow_redirects=False)
     assert texts.NOT_ENABLED in await response.text()
+
+
+@pytest.mark.parametrize("username", ["alice\n", "alice\x1b[2J", "alice\tbob"])
+async def test_link_for_username_with_final_newline_or_control_character_is_refused(rig: Rig, username: str) -> None:
+    envelope = await rig.link(username)
+    assert envelope["result"] is False and envelope["message"].startswith("username [username] is required")

@@ -178,6 +178,20 @@ async def test_scan_with_wechat_id_bound_to_another_user_is_refused(alice: Rig) 
     assert await alice.store.bindings.get("main", "alice") is None
 
 
+async def test_scan_from_openid_all_binds_nothing_and_says_why(alice: Rig) -> None:
+    scene = await alice.qrcode()
+    assert await alice.scan(scene, openid="@all") == texts.WX_ID_INVALID
+    assert await alice.store.bindings.get("main", "alice") is None
+    _, body = await alice.console("get_bind_status/")
+    assert body == {"result": False, "status": "failed", "message": texts.WX_ID_INVALID}
+
+
+async def test_scan_from_pipe_joined_openids_binds_nothing(alice: Rig) -> None:
+    scene = await alice.qrcode()
+    assert await alice.scan(scene, openid="oCarol|oBob") == texts.WX_ID_INVALID
+    assert await alice.store.bindings.get("main", "alice") is None
+
+
 async def test_refused_scan_shows_its_reason_in_bind_status(alice: Rig) -> None:
     scene = await alice.qrcode()
     await alice.store.bindings.bind("main", "bob", ALICE_OPENID, now=alice.clock())

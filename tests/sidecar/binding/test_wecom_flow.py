@@ -69,6 +69,15 @@ async def test_callback_success_binds_userid_and_shows_closing_page(bob: Rig) ->
     assert (await bob.console("get_bind_status/"))[1]["result"] is True
 
 
+@pytest.mark.parametrize("userid", ["@all", "carol|bob", "bob\x1b[2J"])
+async def test_callback_with_userid_wecom_never_issues_binds_nothing(bob: Rig, userid: str) -> None:
+    bob.wechat.queue("wecom_getuserinfo", {"errcode": 0, "errmsg": "ok", "userid": userid})
+    state = await login_state(bob)
+    status, page = await callback(bob, code="CODE-1", state=state)
+    assert status == 200 and texts.WX_ID_INVALID in page
+    assert await bob.store.bindings.get("corp", "bob") is None
+
+
 async def test_callback_accepts_blueking_auth_code_parameter(bob: Rig) -> None:
     state = await login_state(bob)
     _, page = await callback(bob, auth_code="CODE-2", state=state)

@@ -132,6 +132,15 @@ async def test_partial_failure_sends_to_the_others(rig: Rig) -> None:
     assert rig.wechat.count("template_send") == 3
 
 
+@pytest.mark.parametrize("receiver", ["oCarol|oBob", "@all", ["oBob", "oEve\x1b[2J"]])
+async def test_receiver_that_is_no_openid_refuses_the_send(rig: Rig, receiver: Any) -> None:
+    envelope = await rig.send("send_mp_weixin", json={"receiver": receiver, "data": DATA})
+    assert envelope["result"] is False
+    assert envelope["message"].startswith("wechat receiver [receiver] '")
+    assert "\x1b" not in envelope["message"]
+    assert rig.wechat.count("template_send") == 0
+
+
 async def test_rate_limit_after_retries_is_1306429(rig: Rig) -> None:
     rig.wechat.queue("template_send", *[{"errcode": 45009, "errmsg": "api freq out of limit"}] * 3)
     envelope = await rig.send("send_weixin", json={"receiver": "o1", "data": DATA})

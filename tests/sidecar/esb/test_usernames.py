@@ -50,6 +50,14 @@ async def test_inactive_binding_is_reported_not_sent(rig: Rig) -> None:
     assert touser(rig) == ["o-alice"]
 
 
+async def test_stored_id_mallory_at_all_is_reported_not_sent(rig: Rig) -> None:
+    await rig.bind("alice", "alice", account="corp")
+    await rig.bind("mallory", "@all", account="corp")  # imported before the id rules existed
+    envelope = await send_to(rig, "alice,mallory", account="corp")
+    assert envelope["data"]["username_check"] == {"invalid": ["mallory"], "unbound": [], "inactive": ["mallory"]}
+    assert [body["touser"] for body in rig.bodies("wecom_message_send")] == ["alice"]
+
+
 async def test_both_kinds_of_bad_user_read_as_bluekings_sentences(rig: Rig) -> None:
     await rig.bind("alice", "o-alice")
     await rig.bind("c", "o-c", active=False)

@@ -167,7 +167,15 @@ async def test_pipe_separated_receivers_are_counted_as_ids(rig: Rig) -> None:
 @pytest.mark.parametrize("receiver", ["@all", "u1|@all", ["u1", "@ALL"]])
 async def test_whole_company_broadcast_is_refused(rig: Rig, receiver: Any) -> None:
     envelope = await send(rig, receiver=receiver)
-    assert envelope["message"] == "wechat receiver [receiver] @all is not accepted: name the recipients"
+    assert envelope["message"].startswith("wechat receiver [receiver] '@")
+    assert envelope["message"].endswith("' is not accepted (the whole company): name the recipients")
+    assert rig.wechat.calls == []
+
+
+@pytest.mark.parametrize("receiver", ["bob,@all", "carol|bob\x00", "bob\tcarol", "=HYPERLINK(x)"])
+async def test_receiver_that_is_no_userid_refuses_the_send(rig: Rig, receiver: str) -> None:
+    envelope = await send(rig, receiver=[receiver])
+    assert envelope["result"] is False and envelope["message"].startswith("wechat receiver [receiver] '")
     assert rig.wechat.calls == []
 
 
