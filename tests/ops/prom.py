@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ def github_anchors(markdown: str) -> set[str]:
 class PrometheusServer:
     """A real Prometheus scraping ``targets`` (job name -> host:port) every second, with fast rules."""
 
-    def __init__(self, workdir: Path, targets: dict[str, Sequence[str]]) -> None:
+    def __init__(self, workdir: Path, targets: Mapping[str, Sequence[str]]) -> None:
         self.workdir = workdir
         self.targets = targets
         self.port = free_port()

@@ -33,7 +33,7 @@ SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), 
 
 def exported_series(registry: CollectorRegistry) -> set[str]:
     """Every series name a registry can export, labelled children or not."""
-    names = set()
+    names: set[str] = set()
     for family in registry.collect():
         names.update(family.name + suffix for suffix in SUFFIXES[family.type])
     return names
