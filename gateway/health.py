@@ -31,10 +31,21 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """``ready``, or 503 with the first readiness problem found (see the module docstring)."""
-    problem = await _readiness_problem(request.app)
+    problem = await check_ready(request.app)
     if problem:
         return web.Response(status=503, text=problem, content_type="text/plain")
     return web.Response(text="ready", content_type="text/plain")
+
+
+async def check_ready(app: web.Application) -> str:
+    """The readiness problem ("" when ready), also kept in ``wxgw_ready`` so an alert can see it.
+
+    Nothing may poll ``/readyz`` in a DMZ (nginx does not), so each scrape runs the check too:
+    one tiny durable probe write per scrape interval.
+    """
+    problem = await _readiness_problem(app)
+    app[METRICS].ready.set(0 if problem else 1)
+    return problem
 
 
 async def _readiness_problem(app: web.Application) -> str:
@@ -45,8 +56,9 @@ async def _readiness_problem(app: web.Application) -> str:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text; the spool gauges are set from ``stats()`` on every scrape (the spool keeps
-    its depth and oldest age as counters, so a scrape costs no query)."""
+    """Prometheus text; readiness and the spool gauges are refreshed on every scrape (the spool
+    keeps its depth and oldest age as counters, so a scrape costs no spool query)."""
+    await check_ready(request.app)
     registry = request.app[METRICS]
     stats = request.app[SPOOL].stats()
     registry.spool_depth.set(stats.depth)

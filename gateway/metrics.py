@@ -23,6 +23,18 @@ class GatewayMetrics:
             ["account", "mode", "outcome"],
             registry=r,
         )
+        self.callback_seconds = Histogram(
+            "wxgw_callback_seconds",
+            "Time from a callback reaching its handler to the answer, by account and mode (WeChat waits 5 s)",
+            ["account", "mode"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0),
+            registry=r,
+        )
+        self.ready = Gauge(
+            "wxgw_ready",
+            "1 when /readyz would answer 200, else 0; refreshed by every /readyz and every scrape",
+            registry=r,
+        )
         self.spool_depth = Gauge("wxgw_spool_depth", "Events spooled and not yet acknowledged", registry=r)
         self.oldest_unacked_age = Gauge(
             "wxgw_oldest_unacked_age_seconds", "Age of the oldest unacknowledged event (0 when none)", registry=r

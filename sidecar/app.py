@@ -150,14 +150,26 @@ async def readyz(request: web.Request) -> web.Response:
     or WeChat outage leaves the rest serving (they show in ``wxsc_pull_errors_total`` and
     ``wxsc_wechat_calls_total``).
     """
-    try:
-        await request.app[STORE].ping()
-    except StoreError as exc:
-        return web.json_response({"status": "unavailable", "reason": exc.detail}, status=503)
+    problem = await check_ready(request.app)
+    if problem:
+        return web.json_response({"status": "unavailable", "reason": problem}, status=503)
     return web.json_response({"status": "ready"})
 
 
+async def check_ready(app: web.Application) -> str:
+    """The readiness problem ("" when ready), also kept in ``wxsc_ready`` for alerting on any scrape."""
+    try:
+        await app[STORE].ping()
+    except StoreError as exc:
+        app[METRICS].ready.set(0)
+        return exc.detail or type(exc).__name__
+    app[METRICS].ready.set(1)
+    return ""
+
+
 async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text, with readiness checked first so ``wxsc_ready`` is never stale."""
+    await check_ready(request.app)
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

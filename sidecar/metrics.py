@@ -21,6 +21,11 @@ class SidecarMetrics:
         self.http_requests = Counter(
             "wxsc_http_requests_total", "HTTP requests answered, by route and status", ["route", "status"], registry=r
         )
+        self.ready = Gauge(
+            "wxsc_ready",
+            "1 when /readyz would answer 200 (the store answers), else 0; refreshed by every /readyz and scrape",
+            registry=r,
+        )
         self.wechat_calls = Counter(
             "wxsc_wechat_calls_total",
             "WeChat API calls, by API and outcome (ok | errcode | network)",

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,13 +101,15 @@ class Callback:
 
 
 class _Tally:
-    """Counts one callback exactly once under its account, mode (once known) and outcome."""
+    """Counts one callback exactly once under its account, mode (once known) and outcome, and times it."""
 
     def __init__(self, metrics: GatewayMetrics, account: str, mode: str) -> None:
         self.metrics, self.account, self.mode = metrics, account, mode
+        self.started = time.perf_counter()
 
     def done(self, outcome: str) -> None:
         self.metrics.callbacks.labels(self.account, self.mode, outcome).inc()
+        self.metrics.callback_seconds.labels(self.account, self.mode).observe(time.perf_counter() - self.started)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 import contract
 from gateway.app import SPOOL_STORE, create_app
 from gateway.config import GatewayConfig, load_config
-from gateway.keys import RELAY
+from gateway.keys import METRICS, RELAY
 from tests.gateway.conftest import ACCOUNTS, FakeClock, HealthyRelay, fake_app
 from tests.gateway.helpers import CallbackBuilder, FakeSpool, text_message, write_config
 
@@ -273,6 +273,37 @@ async def test_metrics_count_callbacks_by_account_mode_and_outcome(
     assert metric(text, labels % ("verify", "verified")) == 1
     assert "wxgw_spool_depth " in text
     assert "wxgw_oldest_unacked_age_seconds " in text
+
+
+async def test_metrics_time_each_callback_by_account_and_mode(
+    gateway: AppClient, sidecar: Sidecar, mp: CallbackBuilder
+) -> None:
+    query, body = mp.mp_safe(text_message())
+    await gateway.post(MP_URL, params=query, data=body)
+    await gateway.get(MP_URL, params=mp.mp_verify("1"))
+    text = await (await gateway.get("/metrics")).text()
+    assert metric(text, 'wxgw_callback_seconds_count{account="main",mode="safe"}') == 1
+    assert metric(text, 'wxgw_callback_seconds_count{account="main",mode="verify"}') == 1
+    assert metric(text, 'wxgw_callback_seconds_bucket{account="main",le="5.0",mode="safe"}') == 1
+
+
+async def test_metrics_ready_gauge_is_one_when_ready(client: AppClient) -> None:
+    text = await (await client.get("/metrics")).text()
+    assert "\nwxgw_ready 1.0\n" in text
+
+
+async def test_metrics_ready_gauge_is_zero_when_spool_not_writable_without_a_readyz_call(
+    client: AppClient, spool: FakeSpool
+) -> None:
+    assert "\nwxgw_ready 1.0\n" in await (await client.get("/metrics")).text()
+    spool.fail = True
+    assert "\nwxgw_ready 0.0\n" in await (await client.get("/metrics")).text()
+
+
+async def test_readyz_failing_sets_the_ready_gauge_to_zero(client: AppClient, relay: HealthyRelay) -> None:
+    relay.state = (False, "push worker stopped")
+    assert (await client.get("/readyz")).status == 503
+    assert client.app[METRICS].registry.get_sample_value("wxgw_ready") == 0
 
 
 async def test_metrics_never_show_tokens_or_keys(gateway: AppClient, mp: CallbackBuilder) -> None:

@@ -57,6 +57,18 @@ async def test_metrics_exposes_prometheus_text(aiohttp_client: Any, config: Side
     assert 'wxsc_http_requests_total{route="/healthz",status="200"} 1.0' in await response.text()
 
 
+async def test_metrics_ready_gauge_follows_the_store_on_each_scrape(aiohttp_client: Any, config: SidecarConfig) -> None:
+    app = create_app(config)
+    client: TestClient = await aiohttp_client(app)
+    assert "\nwxsc_ready 1.0\n" in await (await client.get("/metrics")).text()
+
+    async def broken_ping() -> None:
+        raise StoreUnavailable("disk gone")
+
+    app[STORE].ping = broken_ping  # type: ignore[method-assign]
+    assert "\nwxsc_ready 0.0\n" in await (await client.get("/metrics")).text()
+
+
 async def test_request_id_is_echoed_when_well_formed(aiohttp_client: Any, config: SidecarConfig) -> None:
     client: TestClient = await aiohttp_client(create_app(config))
     response = await client.get("/healthz", headers={"X-Request-Id": "abcdef0123456789"})
