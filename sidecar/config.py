@@ -56,12 +56,28 @@ class ServerConfig:
     shutdown_timeout_s: float = 10.0
 
 
+StoreBackend = Literal["sqlite", "postgresql"]
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
 @dataclass(frozen=True)
 class StoreConfig:
-    url: str
+    """Where the sidecar keeps its state: one SQLite file, or a PostgreSQL database.
+
+    ``url`` is a Secret because a PostgreSQL URL may carry a password; it is revealed only to
+    the driver. The pool keys apply to PostgreSQL, ``busy_timeout_s`` to SQLite.
+    """
+
+    url: Secret
     path: Path  # the SQLite file the url names, resolved against the config file's folder
+    backend: StoreBackend = "sqlite"
     busy_timeout_s: float = 5.0
     inbox_retention_s: int = 7 * 24 * 3600  # processed relay events are kept this long
+    pool_min_size: int = 1  # connections each sidecar keeps open to PostgreSQL
+    pool_max_size: int = 10  # and never more than this
+    acquire_timeout_s: float = 5.0  # a call waits this long for a free connection, then 503
+    connect_timeout_s: float = 5.0  # a new connection must be up within this
+    statement_timeout_s: float = 30.0  # the server cancels a statement running longer
 
 
 @dataclass(frozen=True)
@@ -246,20 +262,45 @@ def _server(s: Section) -> ServerConfig:
 
 
 def _store(s: Section) -> StoreConfig:
-    url = s.text("url")
-    path = Path()
-    if isinstance(url, str):
-        scheme, sep, rest = url.partition(":///")
-        if not sep or scheme != "sqlite" or not rest:
-            s.problem("url", f'must be "sqlite:///relative/path" or "sqlite:////absolute/path" (got {url!r})')
-        else:
-            path = s.base_dir / rest  # an absolute rest ("/abs") replaces the base
+    raw = s.secret("url")
+    url = raw if isinstance(raw, Secret) else None
+    backend, path = _store_location(s, url)
+    pool_min = s.integer("pool_min_size", 1, min=0, max=100)
+    pool_max = s.integer("pool_max_size", 10, min=1, max=100)
+    if isinstance(pool_min, int) and isinstance(pool_max, int) and pool_min > pool_max:
+        s.problem("pool_min_size", f"must not exceed pool_max_size ({pool_max})")
     return StoreConfig(
-        url=url if isinstance(url, str) else "",
+        url=url or Secret(""),
         path=path,
+        backend=backend,
         busy_timeout_s=s.number("busy_timeout_s", 5.0, min=0.1, max=120),
         inbox_retention_s=s.integer("inbox_retention_s", 7 * 24 * 3600, min=3600),
+        pool_min_size=pool_min,
+        pool_max_size=pool_max,
+        acquire_timeout_s=s.number("acquire_timeout_s", 5.0, min=0.1, max=120),
+        connect_timeout_s=s.number("connect_timeout_s", 5.0, min=1, max=120),
+        statement_timeout_s=s.number("statement_timeout_s", 30.0, min=0.1, max=3600),
     )
+
+
+def _store_location(s: Section, url: Secret | None) -> tuple[StoreBackend, Path]:
+    """The backend a store URL names, and the SQLite file (``Path()`` for PostgreSQL).
+
+    Problems never quote the URL: a PostgreSQL URL may carry a password.
+    """
+    if url is None:
+        return "sqlite", Path()
+    value = url.reveal()
+    if value.startswith(POSTGRES_SCHEMES):
+        return "postgresql", Path()
+    scheme, sep, rest = value.partition(":///")
+    if not sep or scheme != "sqlite" or not rest:
+        s.problem(
+            "url",
+            'must be "sqlite:///relative/path", "sqlite:////absolute/path" or "postgresql://user@host:5432/db"',
+        )
+        return "sqlite", Path()
+    return "sqlite", s.base_dir / rest  # an absolute rest ("/abs") replaces the base
 
 
 def _relay(s: Section) -> RelayConfig:
