@@ -3,15 +3,17 @@
 Without a sub-command it runs the sidecar until SIGINT/SIGTERM (aiohttp's ``run_app`` turns
 both into a clean shutdown: cleanup contexts close the store and stop background tasks).
 ``--check`` validates the config and exits 0 printing ``ok``, or 2 printing one line per
-problem. Sub-commands (``python -m sidecar --config … bindings list``) come from feature modules:
-each exposes ``add_commands(subparsers)`` registering parsers with
-``parser.set_defaults(command=fn)`` where ``fn(config, args) -> int``, and is listed in
-``COMMAND_MODULES`` below — one line per feature.
+problem; on PostgreSQL it also connects and reports an unreachable, un-migrated or too new
+database in one line (``store.check_store``). Sub-commands (``python -m sidecar --config …
+bindings list``) come from feature modules: each exposes ``add_commands(subparsers)``
+registering parsers with ``parser.set_defaults(command=fn)`` where ``fn(config, args) -> int``,
+and is listed in ``COMMAND_MODULES`` below — one line per feature.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +26,7 @@ from common.logs import setup_logging
 from sidecar.app import create_app
 from sidecar.binding import cli as bindings_cli
 from sidecar.config import SidecarConfig, load_config
+from sidecar.store import check_store
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -55,12 +58,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
-        print("ok")
-        return EXIT_OK
+        return check(config)
     command: Callable[[SidecarConfig, argparse.Namespace], int] | None = getattr(args, "command", None)
     if command is not None:
         return command(config, args)
     return serve(config)
+
+
+def check(config: SidecarConfig) -> int:
+    """The config is valid; now ask the store whether it can serve this sidecar."""
+    problem = asyncio.run(check_store(config.store))
+    if problem is not None:
+        print(f"store.url: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    print("ok")
+    return EXIT_OK
 
 
 def serve(config: SidecarConfig) -> int:

@@ -106,6 +106,12 @@ async def test_token_invalidate_only_if_still_the_failed_token(store: Store) -> 
     assert record is not None and not record.usable(now=150.0)
 
 
+async def test_token_unix_times_round_trip_to_the_microsecond(store: Store) -> None:
+    await store.tokens.save("k", "t", expires_at=1767225600.123456, fetched_at=1767218400.5, expected_version=0)
+    record = await store.tokens.get("k")
+    assert record is not None and (record.expires_at, record.fetched_at) == (1767225600.123456, 1767218400.5)
+
+
 async def test_token_repr_masks_the_token(store: Store) -> None:
     await store.tokens.save("k", "very-secret-token", expires_at=1.0, fetched_at=1.0, expected_version=0)
     assert "very-secret-token" not in repr(await store.tokens.get("k"))
@@ -298,6 +304,13 @@ async def test_session_latest_for_user_is_the_newest(store: Store) -> None:
     )
     latest = await store.binding_attempts.latest_for_user("main", "alice")
     assert latest is not None and latest.id == "s2"
+
+
+async def test_session_latest_for_user_of_two_in_one_instant_is_the_later_one(store: Store) -> None:
+    for sid in ("s1", "s2", "s0"):
+        await store.binding_attempts.create(BindingAttempt(sid, "main", "alice", "mp", sid, 5.0, 100.0))
+    latest = await store.binding_attempts.latest_for_user("main", "alice")
+    assert latest is not None and latest.id == "s0"
 
 
 async def test_link_consume_works_once(store: Store) -> None:
