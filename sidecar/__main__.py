@@ -6,10 +6,11 @@ cleanup contexts close the store and stop background tasks), its listener under
 without logging or echoing them (``common.http_server``).
 ``--check`` validates the config and exits 0 printing ``ok``, or 2 printing one line per
 problem; secret files group or others may read are warnings (stderr in ``--check``, logged at
-start), not problems. Sub-commands (``python -m sidecar --config … bindings list``) come from feature modules:
-each exposes ``add_commands(subparsers)`` registering parsers with
-``parser.set_defaults(command=fn)`` where ``fn(config, args) -> int``, and is listed in
-``COMMAND_MODULES`` below — one line per feature.
+start), not problems; on PostgreSQL ``--check`` also connects and reports an unreachable,
+un-migrated or too new database in one line (``store.check_store``). Sub-commands
+(``python -m sidecar --config … bindings list``) come from feature modules: each exposes
+``add_commands(subparsers)`` registering parsers with ``parser.set_defaults(command=fn)`` where
+``fn(config, args) -> int``, and is listed in ``COMMAND_MODULES`` below — one line per feature.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from common.logs import setup_logging
 from sidecar.app import create_app
 from sidecar.binding import cli as bindings_cli
 from sidecar.config import SidecarConfig, load_config
+from sidecar.store import check_store
 
 log = logging.getLogger("sidecar")
 
@@ -65,12 +67,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        print("ok")
-        return EXIT_OK
+        return check(config)
     command: Callable[[SidecarConfig, argparse.Namespace], int] | None = getattr(args, "command", None)
     if command is not None:
         return command(config, args)
     return serve(config, warnings)
+
+
+def check(config: SidecarConfig) -> int:
+    """The config is valid; now ask the store whether it can serve this sidecar."""
+    problem = asyncio.run(check_store(config.store))
+    if problem is not None:
+        print(f"store.url: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    print("ok")
+    return EXIT_OK
 
 
 def serve(config: SidecarConfig, warnings: Sequence[str] = ()) -> int:

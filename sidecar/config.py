@@ -60,12 +60,28 @@ class ServerConfig:
     max_connections: int = 1000  # open connections served at once (at most half the open-file limit)
 
 
+StoreBackend = Literal["sqlite", "postgresql"]
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
 @dataclass(frozen=True)
 class StoreConfig:
-    url: str
+    """Where the sidecar keeps its state: one SQLite file, or a PostgreSQL database.
+
+    ``url`` is a Secret because a PostgreSQL URL may carry a password; it is revealed only to
+    the driver. The pool keys apply to PostgreSQL, ``busy_timeout_s`` to SQLite.
+    """
+
+    url: Secret
     path: Path  # the SQLite file the url names, resolved against the config file's folder
+    backend: StoreBackend = "sqlite"
     busy_timeout_s: float = 5.0
     inbox_retention_s: int = 7 * 24 * 3600  # processed relay events are kept this long
+    pool_min_size: int = 1  # connections each sidecar keeps open to PostgreSQL
+    pool_max_size: int = 10  # and never more than this
+    acquire_timeout_s: float = 5.0  # a call waits this long for a free connection, then 503
+    connect_timeout_s: float = 5.0  # a new connection must be up within this
+    statement_timeout_s: float = 30.0  # the server cancels a statement running longer
 
 
 @dataclass(frozen=True)
@@ -253,21 +269,45 @@ def _server(s: Section) -> ServerConfig:
 
 
 def _store(s: Section) -> StoreConfig:
-    url = s.text("url", check=_store_url_problem)
-    rest = url.partition(":///")[2]
+    raw = s.secret("url")
+    url = raw if isinstance(raw, Secret) else None
+    backend, path = _store_location(s, url)
+    pool_min = s.integer("pool_min_size", StoreConfig.pool_min_size, min=0, max=100)
+    pool_max = s.integer("pool_max_size", StoreConfig.pool_max_size, min=1, max=100)
+    if isinstance(pool_min, int) and isinstance(pool_max, int) and pool_min > pool_max:
+        s.problem("pool_min_size", f"must not exceed pool_max_size ({pool_max})")
     return StoreConfig(
-        url=url,
-        path=s.base_dir / rest if rest else Path(),  # an absolute rest ("/abs") replaces the base
+        url=url or Secret(""),
+        path=path,
+        backend=backend,
         busy_timeout_s=s.number("busy_timeout_s", StoreConfig.busy_timeout_s, min=0.1, max=120),
         inbox_retention_s=s.integer("inbox_retention_s", StoreConfig.inbox_retention_s, min=3600),
+        pool_min_size=pool_min,
+        pool_max_size=pool_max,
+        acquire_timeout_s=s.number("acquire_timeout_s", StoreConfig.acquire_timeout_s, min=0.1, max=120),
+        connect_timeout_s=s.number("connect_timeout_s", StoreConfig.connect_timeout_s, min=1, max=120),
+        statement_timeout_s=s.number("statement_timeout_s", StoreConfig.statement_timeout_s, min=0.1, max=3600),
     )
 
 
-def _store_url_problem(url: str) -> str | None:
-    scheme, sep, rest = url.partition(":///")
-    if sep and scheme == "sqlite" and rest:
-        return None
-    return f'must be "sqlite:///relative/path" or "sqlite:////absolute/path" (got {mask_url(url)!r})'
+def _store_location(s: Section, url: Secret | None) -> tuple[StoreBackend, Path]:
+    """The backend a store URL names, and the SQLite file (``Path()`` for PostgreSQL).
+
+    Problems never quote the URL: a PostgreSQL URL may carry a password.
+    """
+    if url is None:
+        return "sqlite", Path()
+    value = url.reveal()
+    if value.startswith(POSTGRES_SCHEMES):
+        return "postgresql", Path()
+    scheme, sep, rest = value.partition(":///")
+    if not sep or scheme != "sqlite" or not rest:
+        s.problem(
+            "url",
+            'must be "sqlite:///relative/path", "sqlite:////absolute/path" or "postgresql://user@host:5432/db"',
+        )
+        return "sqlite", Path()
+    return "sqlite", s.base_dir / rest  # an absolute rest ("/abs") replaces the base
 
 
 def _relay(s: Section) -> RelayConfig:

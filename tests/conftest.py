@@ -3,6 +3,9 @@
 aioresponses 0.7.9 builds ``ClientResponse`` without the ``stream_writer`` argument that
 aiohttp 3.14 requires, so every mocked response would fail with a TypeError. The autouse
 fixture below substitutes a subclass that supplies it, for every suite that mocks WeChat.
+
+tests/pg.py is loaded as a plugin: its ``pg_server`` / ``pg_url`` fixtures start one real
+PostgreSQL per session, for any suite that asks for one.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import pytest
 from aiohttp import ClientResponse
 
 DATA = Path(__file__).parent / "data"
+
+pytest_plugins = ["tests.pg"]
 
 
 class CompatResponse(ClientResponse):

@@ -193,7 +193,7 @@ async def migrate(conn: aiosqlite.Connection, migrations: tuple[Migration, ...] 
         try:
             current = await _current_version(conn)
             if current < migration.version:
-                for statement in migration.statements:
+                for statement in migration.statements_for("sqlite"):
                     await conn.execute(statement)
                 await conn.execute(
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, datetime('now'))",

@@ -13,23 +13,14 @@ from collections.abc import Iterable
 import aiosqlite
 
 from sidecar.errors import BindingConflict, StoreError, UserAlreadyBound, WxIdTaken
+from sidecar.store import rows
 from sidecar.store.interfaces import Binding, BindingAttempt, BindingLink, ImportResult, SessionStatus
 from sidecar.store.sqlite_repos import Scope, change, fetch_all, fetch_one
 
-_BINDING_COLUMNS = "account, username, wx_id, active, bound_at, updated_at"
-_BY_USER = (
-    "SELECT account, username, wx_id, active, bound_at, updated_at"
-    " FROM bindings WHERE account = ? AND username = ?"
-)
-_BY_WX_ID = (
-    "SELECT account, username, wx_id, active, bound_at, updated_at"
-    " FROM bindings WHERE account = ? AND wx_id = ?"
-)
+_BINDING_COLUMNS = rows.BINDING_COLUMNS
+_BY_USER = f"SELECT {rows.BINDING_COLUMNS} FROM bindings WHERE account = ? AND username = ?"  # noqa: S608
+_BY_WX_ID = f"SELECT {rows.BINDING_COLUMNS} FROM bindings WHERE account = ? AND wx_id = ?"  # noqa: S608
 _MAX_IN = 500  # SQLite's default limit on host parameters is far above; keep statements small
-
-
-def _binding(row: aiosqlite.Row) -> Binding:
-    return Binding(row[0], row[1], row[2], bool(row[3]), float(row[4]), float(row[5]))
 
 
 class SqliteBindingStore:
@@ -41,7 +32,7 @@ class SqliteBindingStore:
             row = await fetch_one(
                 conn, _BY_USER, (account, username)
             )
-        return _binding(row) if row else None
+        return rows.binding(row) if row else None
 
     async def get_many(self, account: str, usernames: Iterable[str]) -> dict[str, Binding]:
         wanted = sorted(set(usernames))
@@ -52,7 +43,7 @@ class SqliteBindingStore:
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT {_BINDING_COLUMNS} FROM bindings WHERE account = ? AND username IN ({marks})"  # noqa: S608
                 for row in await fetch_all(conn, sql, (account, *chunk)):
-                    found[row[1]] = _binding(row)
+                    found[row[1]] = rows.binding(row)
         return found
 
     async def by_wx_id(self, account: str, wx_id: str) -> Binding | None:
@@ -60,7 +51,7 @@ class SqliteBindingStore:
             row = await fetch_one(
                 conn, _BY_WX_ID, (account, wx_id)
             )
-        return _binding(row) if row else None
+        return rows.binding(row) if row else None
 
     async def bind(self, account: str, username: str, wx_id: str, *, now: float) -> Binding:
         async with self._scope.unit(write=True) as conn:
@@ -85,8 +76,8 @@ class SqliteBindingStore:
         where, params = ("WHERE account = ?", (account,)) if account is not None else ("", ())
         sql = f"SELECT {_BINDING_COLUMNS} FROM bindings {where} ORDER BY account, username LIMIT ? OFFSET ?"  # noqa: S608
         async with self._scope.unit() as conn:
-            rows = await fetch_all(conn, sql, (*params, limit, offset))
-        return [_binding(r) for r in rows]
+            found = await fetch_all(conn, sql, (*params, limit, offset))
+        return [rows.binding(r) for r in found]
 
     async def import_rows(self, rows: Iterable[Binding], *, now: float) -> ImportResult:
         imported = 0
@@ -109,7 +100,7 @@ async def _bind(
         conn, _BY_USER, (account, username)
     )
     if mine is not None:
-        current = _binding(mine)
+        current = rows.binding(mine)
         if current.wx_id == wx_id and not current.active and active:
             await change(
                 conn,
@@ -132,18 +123,7 @@ async def _bind(
     return Binding(account, username, wx_id, active, now, now)
 
 
-_SESSION_COLUMNS = "id, account, username, kind, scene, created_at, expires_at, status, wx_id, message, finished_at"
-
-
-def _session(row: aiosqlite.Row) -> BindingAttempt:
-    return BindingAttempt(
-        row[0], row[1], row[2], row[3], row[4], float(row[5]), float(row[6]), row[7], row[8], row[9], row[10]
-    )
-
-
-def _session_row(s: BindingAttempt) -> tuple[object, ...]:
-    return (s.id, s.account, s.username, s.kind, s.scene, s.created_at, s.expires_at, s.status, s.wx_id, s.message,
-            s.finished_at)
+_SESSION_COLUMNS = rows.SESSION_COLUMNS
 
 
 class SqliteBindingAttemptStore:
@@ -158,7 +138,7 @@ class SqliteBindingAttemptStore:
                     conn,
                     "INSERT INTO binding_sessions (id, account, username, kind, scene, created_at, expires_at,"
                     " status, wx_id, message, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _session_row(s),
+                    rows.session_values(s),
                 )
             except sqlite3.IntegrityError:
                 raise StoreError("binding session id or scene already exists") from None
@@ -176,7 +156,7 @@ class SqliteBindingAttemptStore:
         sql = f"SELECT {_SESSION_COLUMNS} FROM binding_sessions WHERE {where} LIMIT 1"  # noqa: S608 - fixed clauses
         async with self._scope.unit() as conn:
             row = await fetch_one(conn, sql, params)
-        return _session(row) if row else None
+        return rows.session(row) if row else None
 
     async def finish(
         self,
@@ -228,14 +208,9 @@ class SqliteBindingLinkStore:
             if not used:
                 return None
             row = await fetch_one(
-                conn,
-                "SELECT token_hash, username, account, created_at, expires_at, used_at FROM binding_links"
-                " WHERE token_hash = ?",
-                (token_hash,),
+                conn, f"SELECT {rows.LINK_COLUMNS} FROM binding_links WHERE token_hash = ?", (token_hash,)  # noqa: S608
             )
-        if row is None:
-            return None
-        return BindingLink(row[0], row[1], row[2], float(row[3]), float(row[4]), row[5])
+        return rows.link(row) if row else None
 
     async def purge(self, before: float) -> int:
         async with self._scope.unit(write=True) as conn:

@@ -6,7 +6,6 @@ the caller's transaction inside ``store.transaction()``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -14,7 +13,8 @@ from typing import Any, Protocol
 import aiosqlite
 
 from common.config import Secret
-from contract import Envelope, Reply, parse_reply
+from contract import Envelope, Reply
+from sidecar.store import rows
 from sidecar.store.interfaces import AuditRecord, InboxCompletion, InboxRecord, TokenRecord
 
 
@@ -44,10 +44,8 @@ class SqliteTokenStore:
 
     async def get(self, key: str) -> TokenRecord | None:
         async with self._scope.unit() as conn:
-            row = await fetch_one(
-                conn, "SELECT key, token, expires_at, fetched_at, version FROM tokens WHERE key = ?", (key,)
-            )
-        return _token(row) if row else None
+            row = await fetch_one(conn, f"SELECT {rows.TOKEN_COLUMNS} FROM tokens WHERE key = ?", (key,))  # noqa: S608
+        return rows.token(row) if row else None
 
     async def save(
         self, key: str, token: str, *, expires_at: float, fetched_at: float, expected_version: int
@@ -100,10 +98,6 @@ class SqliteTokenStore:
             await change(conn, "DELETE FROM token_leases WHERE key = ? AND owner = ?", (key, owner))
 
 
-def _token(row: aiosqlite.Row) -> TokenRecord:
-    return TokenRecord(row[0], Secret(row[1]), float(row[2]), float(row[3]), int(row[4]))
-
-
 class SqliteInboxStore:
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
@@ -115,7 +109,7 @@ class SqliteInboxStore:
                     conn,
                     "INSERT INTO inbox (event_id, account, envelope, received_at) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (event_id) DO NOTHING",
-                    (envelope["id"], envelope["account"], _dumps(envelope), received_at),
+                    (envelope["id"], envelope["account"], rows.dumps(envelope), received_at),
                 )
             )
 
@@ -126,19 +120,19 @@ class SqliteInboxStore:
             for start in range(0, len(envelopes), _ROWS_PER_STATEMENT):
                 chunk = envelopes[start : start + _ROWS_PER_STATEMENT]
                 values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-                params = [p for e in chunk for p in (e["id"], e["account"], _dumps(e), received_at)]
-                rows = await conn.execute_fetchall(
+                params = [p for e in chunk for p in (e["id"], e["account"], rows.dumps(e), received_at)]
+                ids = await conn.execute_fetchall(
                     f"INSERT INTO inbox (event_id, account, envelope, received_at) VALUES {values}"  # noqa: S608
                     " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
                     params,
                 )
-                inserted.update(row[0] for row in rows)
+                inserted.update(row[0] for row in ids)
         return inserted
 
     async def get(self, event_id: str) -> InboxRecord | None:
         async with self._scope.unit() as conn:
             row = await fetch_one(conn, f"{_INBOX_SELECT} WHERE event_id = ?", (event_id,))
-        return _inbox_record(row) if row else None
+        return rows.inbox_record(row) if row else None
 
     async def get_many(self, event_ids: Iterable[str]) -> dict[str, InboxRecord]:
         wanted = list(dict.fromkeys(event_ids))
@@ -147,8 +141,8 @@ class SqliteInboxStore:
             for start in range(0, len(wanted), _ROWS_PER_STATEMENT):
                 chunk = wanted[start : start + _ROWS_PER_STATEMENT]
                 marks = ", ".join("?" * len(chunk))
-                rows = await conn.execute_fetchall(f"{_INBOX_SELECT} WHERE event_id IN ({marks})", chunk)
-                found.update((row[0], _inbox_record(row)) for row in rows)
+                found_rows = await conn.execute_fetchall(f"{_INBOX_SELECT} WHERE event_id IN ({marks})", chunk)
+                found.update((row[0], rows.inbox_record(row)) for row in found_rows)
         return found
 
     async def complete(
@@ -159,10 +153,10 @@ class SqliteInboxStore:
     async def complete_many(self, completions: Sequence[InboxCompletion]) -> None:
         if not completions:
             return
-        rows = [(c.processed_at, _dumps(c.reply) if c.reply else None, c.error, c.event_id) for c in completions]
+        values = [(c.processed_at, rows.dumps(c.reply) if c.reply else None, c.error, c.event_id) for c in completions]
         async with self._scope.unit(write=True) as conn:
             sql = "UPDATE inbox SET processed_at = ?, reply = ?, error = ? WHERE event_id = ?"
-            async with conn.executemany(sql, rows):
+            async with conn.executemany(sql, values):
                 pass
 
     async def purge(self, before: float) -> int:
@@ -178,20 +172,8 @@ class SqliteAuditStore:
         async with self._scope.unit(write=True) as conn:
             await change(
                 conn,
-                "INSERT INTO audit (request_id, at, app_code, account, recipients, outcome, errcode, msgid, detail,"
-                " body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.request_id,
-                    entry.at,
-                    entry.app_code,
-                    entry.account,
-                    _dumps(list(entry.recipients)),
-                    entry.outcome,
-                    entry.errcode,
-                    entry.msgid,
-                    _dumps(entry.detail),
-                    entry.body,
-                ),
+                f"INSERT INTO audit ({rows.AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                rows.audit_values(entry),
             )
 
     async def list(
@@ -205,29 +187,17 @@ class SqliteAuditStore:
             clauses.append("request_id = ?")
             params.append(request_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        columns = "request_id, at, app_code, account, recipients, outcome, errcode, msgid, detail, body"
-        sql = f"SELECT {columns} FROM audit {where} ORDER BY id DESC LIMIT ?"  # noqa: S608 - fixed clauses
+        sql = f"SELECT {rows.AUDIT_COLUMNS} FROM audit {where} ORDER BY id DESC LIMIT ?"  # noqa: S608 - fixed clauses
         async with self._scope.unit() as conn:
-            rows = await fetch_all(conn, sql, (*params, limit))
-        return [
-            AuditRecord(r[0], float(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]), r[9])
-            for r in rows
-        ]
+            found = await fetch_all(conn, sql, (*params, limit))
+        return [rows.audit(r) for r in found]
 
     async def purge(self, before: float) -> int:
         async with self._scope.unit(write=True) as conn:
             return await change(conn, "DELETE FROM audit WHERE at < ?", (before,))
 
 
-_INBOX_SELECT = "SELECT event_id, account, envelope, received_at, processed_at, reply, error FROM inbox"
+_INBOX_SELECT = f"SELECT {rows.INBOX_COLUMNS} FROM inbox"  # noqa: S608 - fixed columns
 # Rows per multi-row statement: 100 events (a relayed batch) use 400 of SQLite's 32766 variables.
 _ROWS_PER_STATEMENT = 100
 
-
-def _inbox_record(row: aiosqlite.Row) -> InboxRecord:
-    reply = parse_reply(json.loads(row[5])) if row[5] else None
-    return InboxRecord(row[0], row[1], json.loads(row[2]), float(row[3]), row[4], reply, row[6])
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

@@ -149,10 +149,30 @@ def test_load_config_bad_relay_secret_is_a_problem(tmp_path: Path) -> None:
     assert problems(tmp_path, text=text) == ["relay.secrets[0]: relay secret must start with whsec_"]
 
 
-def test_load_config_store_url_must_be_sqlite(tmp_path: Path) -> None:
-    text = config_text().replace('url = "sqlite:///var/sidecar.sqlite3"', 'url = "postgresql://db/sidecar"')
+def test_load_config_store_url_of_unknown_scheme_is_one_problem_without_the_url(tmp_path: Path) -> None:
+    text = config_text().replace('url = "sqlite:///var/sidecar.sqlite3"', 'url = "mysql://u:hunter2@db/sidecar"')
     found = problems(tmp_path, text=text)
     assert len(found) == 1 and found[0].startswith("store.url: must be")
+    assert "hunter2" not in found[0]
+
+
+def test_load_config_postgresql_url_from_env_selects_postgresql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WX_STORE_URL", "postgresql://wx:s3cr3tpw@db.internal:5432/wx?sslmode=verify-full")
+    text = config_text().replace('url = "sqlite:///var/sidecar.sqlite3"', 'url = { env = "WX_STORE_URL" }')
+    store = load_config(write_config(tmp_path, text)).store
+    assert store.backend == "postgresql"
+    assert store.url.reveal().endswith("?sslmode=verify-full")
+    assert "s3cr3tpw" not in repr(store)
+
+
+def test_load_config_store_pool_min_above_max_is_a_problem(tmp_path: Path) -> None:
+    text = config_text().replace('url = "sqlite:///var/sidecar.sqlite3"', STORE_POOL_INVERTED)
+    assert problems(tmp_path, text=text) == ["store.pool_min_size: must not exceed pool_max_size (2)"]
+
+
+STORE_POOL_INVERTED = 'url = "postgresql://db/wx"\npool_min_size = 5\npool_max_size = 2'
 
 
 def test_load_config_absolute_store_path_is_kept(tmp_path: Path) -> None:
